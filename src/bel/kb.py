@@ -1,0 +1,242 @@
+"""Knowledge-base loaders (MEDIC/BioSyn, MeSH, OBO, TSV, JSONL) into one :class:`KnowledgeBase`.
+
+Ids are normalised with :func:`normalize_id` (``D012345`` -> ``MESH:D012345``). When a file lists the same id twice the
+entries are merged: the first preferred name is kept and every further name becomes a synonym. Malformed lines raise
+:class:`KBFormatError` naming the file and the 1-based line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_MESH_ID = re.compile(r"^[CD]\d{6,9}$")
+
+
+class KBFormatError(ValueError):
+    """A malformed knowledge-base line; the message names the file and line."""
+
+
+def normalize_id(raw: str, default_prefix: str | None = None) -> str:
+    """Normalise an entity id: strip whitespace, prefix bare MeSH ids with ``MESH:``, bare others with ``default_prefix``."""
+    entity_id = raw.strip()
+    if ":" in entity_id:
+        prefix, local = entity_id.split(":", 1)
+        prefix = prefix.strip().upper() if prefix.strip().lower() in ("mesh", "omim") else prefix.strip()
+        return f"{prefix}:{local.strip()}"
+    if _MESH_ID.match(entity_id):
+        return f"MESH:{entity_id}"
+    if default_prefix and entity_id:
+        return f"{default_prefix}:{entity_id}"
+    return entity_id
+
+
+@dataclass
+class Entity:
+    """A KB concept: its id, preferred name, synonyms, optional type and alternative ids."""
+
+    id: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+    type: str | None = None
+    alt_ids: tuple[str, ...] = ()
+
+
+def _open_text(path: str | os.PathLike) -> Iterator[str]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        yield from handle
+
+
+class KnowledgeBase:
+    """An ordered collection of entities addressable by id or alternative id."""
+
+    def __init__(self, entities: Iterable[Entity] = (), source: str | None = None) -> None:
+        self.entities: list[Entity] = []
+        self.source = source
+        self._by_id: dict[str, int] = {}
+        self._by_alt_id: dict[str, int] = {}
+        for entity in entities:
+            self.add(entity)
+
+    def add(self, entity: Entity) -> None:
+        """Add an entity, merging names and alt ids into an existing entry with the same id."""
+        if entity.id in self._by_id:
+            index = self._by_id[entity.id]
+            old = self.entities[index]
+            names = tuple(dict.fromkeys((*old.synonyms, entity.name, *entity.synonyms)))
+            self.entities[index] = Entity(
+                id=old.id, name=old.name, synonyms=tuple(n for n in names if n != old.name),
+                type=old.type or entity.type, alt_ids=tuple(dict.fromkeys((*old.alt_ids, *entity.alt_ids))),
+            )
+        else:
+            index = len(self.entities)
+            self.entities.append(entity)
+            self._by_id[entity.id] = index
+        for alt in entity.alt_ids:
+            self._by_alt_id.setdefault(alt, index)
+
+    def _index_of(self, entity_id: str) -> int | None:
+        for key in (entity_id, normalize_id(entity_id)):
+            if key in self._by_id:
+                return self._by_id[key]
+            if key in self._by_alt_id:
+                return self._by_alt_id[key]
+        return None
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def __getitem__(self, entity_id: str) -> Entity:
+        index = self._index_of(entity_id)
+        if index is None:
+            raise KeyError(entity_id)
+        return self.entities[index]
+
+    def __contains__(self, entity_id: object) -> bool:
+        return isinstance(entity_id, str) and self._index_of(entity_id) is not None
+
+    def __iter__(self) -> Iterator[Entity]:
+        return iter(self.entities)
+
+    def canonical_id(self, entity_id: str) -> str | None:
+        """The primary id of the entity known by ``entity_id`` (itself or an alt id), or None if unknown."""
+        index = self._index_of(entity_id)
+        return None if index is None else self.entities[index].id
+
+    def names(self) -> list[tuple[str, str, bool]]:
+        """``(entity_id, name, is_preferred)`` for every name and synonym, deduplicated per entity."""
+        rows: list[tuple[str, str, bool]] = []
+        for entity in self.entities:
+            rows.append((entity.id, entity.name, True))
+            rows.extend((entity.id, s, False) for s in dict.fromkeys(entity.synonyms) if s and s != entity.name)
+        return rows
+
+    # ------------------------------------------------------------------ loaders
+    @classmethod
+    def from_biosyn(cls, path: str | os.PathLike, entity_type: str | None = None) -> KnowledgeBase:
+        """``ids||name|synonym|...`` lines (MEDIC, BioSyn dictionaries, the MeSH descriptor file; ``.gz`` allowed).
+
+        The first id is the entity id (bare MeSH ids get ``MESH:``); further ids are alt ids (bare numbers are OMIM).
+        """
+        kb = cls(source=str(path))
+        for line_no, line in enumerate(_open_text(path), start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            if "||" not in line:
+                raise KBFormatError(f"{path}:{line_no}: expected 'ids||name|synonym...', got {line[:80]!r}")
+            id_field, name_field = line.split("||", 1)
+            ids = [i for i in id_field.split("|") if i.strip()]
+            names = [n.strip() for n in name_field.split("|") if n.strip()]
+            if not ids:
+                raise KBFormatError(f"{path}:{line_no}: missing id")
+            if not names:
+                raise KBFormatError(f"{path}:{line_no}: entity {ids[0]!r} has an empty name")
+            kb.add(Entity(id=normalize_id(ids[0]), name=names[0], synonyms=tuple(dict.fromkeys(names[1:])),
+                          type=entity_type, alt_ids=tuple(normalize_id(i, default_prefix="OMIM") for i in ids[1:])))
+        return kb
+
+    @classmethod
+    def from_medic(cls, path: str | os.PathLike) -> KnowledgeBase:
+        """MEDIC (CTD diseases) in the BioSyn ``MeSH-id[|OMIM...]||name|synonym...`` form."""
+        return cls.from_biosyn(path, entity_type="Disease")
+
+    @classmethod
+    def from_mesh(cls, path: str | os.PathLike) -> KnowledgeBase:
+        """MeSH descriptors with entry terms, ``D000001||Calcimycin|A-23187|...`` (gzipped or plain)."""
+        return cls.from_biosyn(path)
+
+    @classmethod
+    def from_obo(cls, path: str | os.PathLike) -> KnowledgeBase:
+        """OBO ontology ``[Term]`` stanzas: id, name, synonym "..." SCOPE [], alt_id; obsolete terms are skipped."""
+        kb = cls(source=str(path))
+        stanza: dict[str, list[str]] | None = None
+        stanza_line = 0
+
+        def flush() -> None:
+            if stanza is None or stanza.get("is_obsolete", ["false"])[0].strip() == "true":
+                return
+            if not stanza.get("id"):
+                raise KBFormatError(f"{path}:{stanza_line}: [Term] without id")
+            if not stanza.get("name") or not stanza["name"][0].strip():
+                raise KBFormatError(f"{path}:{stanza_line}: term {stanza['id'][0]!r} has an empty name")
+            kb.add(Entity(id=stanza["id"][0].strip(), name=stanza["name"][0].strip(),
+                          synonyms=tuple(stanza.get("synonym", ())),
+                          alt_ids=tuple(a.strip() for a in stanza.get("alt_id", ()))))
+
+        for line_no, line in enumerate(_open_text(path), start=1):
+            line = line.strip()
+            if not line or line.startswith("!"):
+                continue
+            if line.startswith("["):
+                flush()
+                stanza, stanza_line = ({} if line == "[Term]" else None), line_no
+                continue
+            if stanza is None:
+                continue
+            if ":" not in line:
+                raise KBFormatError(f"{path}:{line_no}: expected 'tag: value', got {line[:80]!r}")
+            tag, value = (part.strip() for part in line.split(":", 1))
+            if tag == "synonym":
+                match = re.match(r'^"((?:[^"\\]|\\.)*)"', value)
+                if not match:
+                    raise KBFormatError(f"{path}:{line_no}: malformed synonym {value[:80]!r}")
+                value = match.group(1).replace('\\"', '"')
+            stanza.setdefault(tag, []).append(value)
+        flush()
+        return kb
+
+    @classmethod
+    def from_tsv(cls, path: str | os.PathLike) -> KnowledgeBase:
+        """``id<TAB>name[<TAB>synonym|synonym...]`` lines; a first line ``id<TAB>name...`` is a header."""
+        kb = cls(source=str(path))
+        for line_no, line in enumerate(_open_text(path), start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or (line_no == 1 and line.lower().startswith("id\t")):
+                continue
+            fields = line.split("\t")
+            if len(fields) < 2 or not fields[0].strip():
+                raise KBFormatError(f"{path}:{line_no}: expected 'id<TAB>name[<TAB>synonyms]', got {line[:80]!r}")
+            if not fields[1].strip():
+                raise KBFormatError(f"{path}:{line_no}: entity {fields[0]!r} has an empty name")
+            synonyms = [s.strip() for s in fields[2].split("|") if s.strip()] if len(fields) > 2 else []
+            kb.add(Entity(id=normalize_id(fields[0]), name=fields[1].strip(), synonyms=tuple(synonyms)))
+        return kb
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike) -> KnowledgeBase:
+        """One JSON object per line: ``{"id", "name", "synonyms"?, "type"?, "alt_ids"?}``."""
+        kb = cls(source=str(path))
+        for line_no, line in enumerate(_open_text(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                entity_id, name = record["id"], record["name"]
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise KBFormatError(f"{path}:{line_no}: expected a JSON object with 'id' and 'name' ({error})") from None
+            if not str(name).strip():
+                raise KBFormatError(f"{path}:{line_no}: entity {entity_id!r} has an empty name")
+            kb.add(Entity(id=normalize_id(str(entity_id)), name=str(name).strip(),
+                          synonyms=tuple(str(s).strip() for s in record.get("synonyms", ()) if str(s).strip()),
+                          type=record.get("type"), alt_ids=tuple(normalize_id(a) for a in record.get("alt_ids", ()))))
+        return kb
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, format: str | None = None) -> KnowledgeBase:
+        """Load a KB, choosing the format from ``format`` or the extension (.obo, .tsv, .jsonl, else BioSyn ``||``)."""
+        name = Path(path).name.lower().removesuffix(".gz")
+        fmt = format or next((f for f in ("obo", "tsv", "jsonl") if name.endswith("." + f)), None)
+        if fmt is None:
+            fmt = "mesh" if "mesh" in name else "medic"
+        loaders = {"obo": cls.from_obo, "tsv": cls.from_tsv, "jsonl": cls.from_jsonl, "medic": cls.from_medic,
+                   "mesh": cls.from_mesh, "biosyn": cls.from_biosyn}
+        if fmt not in loaders:
+            raise ValueError(f"unknown KB format {fmt!r}; choose one of {sorted(loaders)}")
+        return loaders[fmt](path)
