@@ -1,0 +1,5 @@
+import sys
+
+from bel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `bel` command line, one module each (see bel.cli)."""

@@ -1,0 +1,122 @@
+"""Configuration of bel's multi-candidate cross-encoder."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, BertConfig, PreTrainedConfig
+
+PACKING_MODES = ("pair", "mention", "sentence", "passage", "document")
+TEMPLATES = ("paper", "compact")
+LOSSES = ("listwise", "pointwise")
+BEL_VERSION = "0.1.0"
+
+
+class BelConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`BelForMultiCandidateLinking`] model: a BERT-family encoder (its config nested under `encoder`)
+    that reads a mention in context next to candidate entity names and scores every candidate at a `[MASK]` slot.
+
+    Args:
+        encoder (`PreTrainedConfig` or `dict`, *optional*):
+            Config of the wrapped encoder (any BERT-family model: BERT, RoBERTa, MiniLM, BiomedBERT, SapBERT...).
+            A dict must carry a `model_type`. Defaults to a `bert-base` config.
+        mode (`str`, *optional*, defaults to `"mention"`):
+            How (mention, candidate) pairs are packed into sequences: `"pair"` (one pair per sequence, the classic
+            cross-encoder), `"mention"` (one mention and all its candidates), `"sentence"`, `"passage"` or
+            `"document"` (every mention of that unit with all their candidates).
+        num_candidates (`int`, *optional*, defaults to 16):
+            Candidates per mention proposed by the retriever and scored by the model.
+        max_sequence_length (`int`, *optional*, defaults to 512):
+            Longest packed sequence in tokens. Longer inputs are split into several sequences, never truncated away.
+        context_length (`int`, *optional*, defaults to 64):
+            Tokens of local context around the mentions of a sequence (their sentences, widened or narrowed to this).
+        template (`str`, *optional*, defaults to `"paper"`):
+            `"paper"` repeats the mention before every candidate (`m [MASK] name [SEP]`); `"compact"` states it once
+            per group of candidate slots (`m [MASK] name1 [MASK] name2 ... [SEP]`).
+        loss (`str`, *optional*, defaults to `"listwise"`):
+            `"listwise"` (softmax over one mention's candidates) or `"pointwise"` (binary cross-entropy per slot).
+        nil_threshold (`float`, *optional*):
+            Mentions whose best score is below this threshold are NIL (no KB entry). `None` never predicts NIL.
+        use_retrieval_score (`bool`, *optional*, defaults to `False`):
+            Add the retriever's score of each candidate, times a learned weight, to its logit.
+        retrieval_score_init (`float`, *optional*, defaults to 1.0):
+            Initial value of that weight.
+        scorer_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the slot hidden states before the scorer.
+        bel_version (`str`, *optional*):
+            Version of the `bel` package that saved the checkpoint.
+
+    Example:
+
+    ```python
+    >>> from transformers import BertConfig
+    >>> from bel import BelConfig, BelForMultiCandidateLinking
+
+    >>> encoder = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+    >>> config = BelConfig(encoder=encoder, mode="sentence", num_candidates=8)
+    >>> model = BelForMultiCandidateLinking(config)
+    >>> model.config.encoder.hidden_size
+    32
+    ```
+    """
+
+    model_type = "bel"
+
+    def __init__(
+        self,
+        encoder: PreTrainedConfig | dict | None = None,
+        mode: str = "mention",
+        num_candidates: int = 16,
+        max_sequence_length: int = 512,
+        context_length: int = 64,
+        template: str = "paper",
+        loss: str = "listwise",
+        nil_threshold: float | None = None,
+        use_retrieval_score: bool = False,
+        retrieval_score_init: float = 1.0,
+        scorer_dropout: float = 0.1,
+        bel_version: str | None = None,
+        **kwargs,
+    ):
+        if isinstance(encoder, dict):
+            encoder = dict(encoder)
+            if "model_type" not in encoder:
+                raise ValueError("BelConfig(encoder=dict) needs a 'model_type' key, e.g. {'model_type': 'bert', ...}.")
+            encoder = AutoConfig.for_model(**encoder)
+        elif encoder is None:
+            encoder = BertConfig()
+        _check_choice("mode", mode, PACKING_MODES)
+        _check_choice("template", template, TEMPLATES)
+        _check_choice("loss", loss, LOSSES)
+        if num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {num_candidates}.")
+        if max_sequence_length < 32:
+            raise ValueError(f"max_sequence_length must be >= 32 tokens, got {max_sequence_length}.")
+        self.encoder = encoder
+        self.mode = mode
+        self.num_candidates = num_candidates
+        self.max_sequence_length = max_sequence_length
+        self.context_length = context_length
+        self.template = template
+        self.loss = loss
+        self.nil_threshold = nil_threshold
+        self.use_retrieval_score = use_retrieval_score
+        self.retrieval_score_init = retrieval_score_init
+        self.scorer_dropout = scorer_dropout
+        self.bel_version = bel_version or BEL_VERSION
+        super().__init__(**kwargs)
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        if isinstance(self.encoder, PreTrainedConfig):
+            output["encoder"] = self.encoder.to_dict()
+        return output
+
+    def to_diff_dict(self) -> dict:
+        output = super().to_diff_dict()
+        output["encoder"] = self.encoder.to_diff_dict()
+        return output
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"BelConfig({name}={value!r}) is not one of {', '.join(choices)}.")

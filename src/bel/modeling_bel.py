@@ -1,0 +1,216 @@
+"""BelForMultiCandidateLinking: a cross-encoder that scores many (mention, candidate) pairs in one pass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_bel import BelConfig
+
+
+@dataclass
+class BelLinkingOutput(ModelOutput):
+    r"""
+    Output of [`BelForMultiCandidateLinking`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is provided):
+            Listwise (softmax over each mention's candidates) or pointwise (binary cross-entropy) loss.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_slots)`):
+            One score per slot; padded slots (`slot_mask` False) hold the dtype's minimum.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            The encoder's hidden states, when `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            The encoder's attentions, when `output_attentions=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class BelPreTrainedModel(PreTrainedModel):
+    config_class = BelConfig
+    config: BelConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, BelForMultiCandidateLinking):
+            if module.retrieval_weight is not None:
+                init.constant_(module.retrieval_weight, float(self.config.retrieval_score_init))
+            return
+        encoder = getattr(self, "encoder", None)
+        if encoder is not None and hasattr(encoder, "_init_weights"):
+            encoder._init_weights(module)
+        else:
+            super()._init_weights(module)
+
+
+class BelForMultiCandidateLinking(BelPreTrainedModel):
+    r"""
+    A BERT-family encoder with a linear scorer on the hidden state of every candidate slot (`[MASK]`).
+
+    The packing mode (pair, mention, sentence, passage, document) only changes how [`BelTokenizer.pack`] lays pairs out
+    in sequences; the same weights serve every mode.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from transformers import BertConfig
+    >>> from bel import BelConfig, BelForMultiCandidateLinking
+
+    >>> config = BelConfig(encoder=BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+    ...                                       num_attention_heads=2, intermediate_size=37))
+    >>> model = BelForMultiCandidateLinking(config)
+    >>> input_ids = torch.randint(5, 100, (2, 24))
+    >>> slot_positions = torch.tensor([[10, 15], [12, 0]])
+    >>> slot_mask = torch.tensor([[True, True], [True, False]])
+    >>> model(input_ids=input_ids, slot_positions=slot_positions, slot_mask=slot_mask).logits.shape
+    torch.Size([2, 2])
+    ```
+    """
+
+    def __init__(self, config: BelConfig):
+        super().__init__(config)
+        self.encoder = _build_encoder(config.encoder)
+        self.dropout = nn.Dropout(config.scorer_dropout)
+        self.scorer = nn.Linear(config.encoder.hidden_size, 1)
+        self.retrieval_weight = nn.Parameter(torch.ones(())) if config.use_retrieval_score else None
+        self.post_init()
+
+    @classmethod
+    def from_encoder(
+        cls, encoder_name_or_path: str | os.PathLike, tokenizer=None, **config_kwargs
+    ) -> BelForMultiCandidateLinking:
+        """Start a fresh model from pretrained encoder weights (a local directory or a Hub id).
+
+        Pass the [`BelTokenizer`] built on the same encoder so the embeddings grow to hold the mention markers.
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path)
+        model = cls(BelConfig(encoder=encoder.config, **config_kwargs))
+        missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=False)
+        if [k for k in missing if "position_ids" not in k]:
+            raise ValueError(f"Encoder weights from {encoder_name_or_path} lack {missing[:5]}...")
+        if tokenizer is not None and len(tokenizer) > model.config.encoder.vocab_size:
+            model.resize_token_embeddings(len(tokenizer))
+        model.config.encoder._name_or_path = str(encoder_name_or_path)
+        return model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.encoder.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, **kwargs):
+        embeddings = self.encoder.resize_token_embeddings(new_num_tokens, **kwargs)
+        self.config.encoder.vocab_size = embeddings.weight.shape[0]
+        return embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        slot_positions: torch.LongTensor | None = None,
+        slot_mask: torch.BoolTensor | None = None,
+        slot_groups: torch.LongTensor | None = None,
+        retrieval_scores: torch.FloatTensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> BelLinkingOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Packed sequences from [`BelTokenizer.pad_packed`].
+            attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                1 for real tokens, 0 for padding.
+            token_type_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                0 for the context, 1 for candidate blocks; ignored by encoders with a single token type.
+            slot_positions (`torch.LongTensor` of shape `(batch_size, num_slots)`):
+                Index of each candidate slot (`[MASK]`) in its sequence.
+            slot_mask (`torch.BoolTensor` of shape `(batch_size, num_slots)`, *optional*):
+                True for real slots, False for padding.
+            slot_groups (`torch.LongTensor` of shape `(batch_size, num_slots)`, *optional*):
+                Id of the mention each slot belongs to (unique within the batch); the listwise loss normalises over a
+                group. Defaults to one group per sequence.
+            retrieval_scores (`torch.FloatTensor` of shape `(batch_size, num_slots)`, *optional*):
+                The retriever's score of each candidate, used when `config.use_retrieval_score`.
+            labels (`torch.FloatTensor` of shape `(batch_size, num_slots)`, *optional*):
+                1 for a gold candidate, 0 otherwise.
+        """
+        if input_ids is None or slot_positions is None:
+            raise ValueError("BelForMultiCandidateLinking needs input_ids and slot_positions (see BelTokenizer.pack).")
+        if slot_mask is None:
+            slot_mask = torch.ones_like(slot_positions, dtype=torch.bool)
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.config.encoder, "type_vocab_size", 1) > 1:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        outputs = self.encoder(
+            **encoder_inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+            return_dict=True,
+        )
+        hidden = outputs.last_hidden_state
+        index = slot_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        slot_hidden = torch.gather(hidden, 1, index)
+        logits = self.scorer(self.dropout(slot_hidden)).squeeze(-1)
+        if self.retrieval_weight is not None:
+            if retrieval_scores is None:
+                raise ValueError("This checkpoint uses retrieval scores (config.use_retrieval_score): pass them.")
+            logits = logits + self.retrieval_weight * retrieval_scores.to(logits.dtype)
+        logits = logits.masked_fill(~slot_mask, torch.finfo(logits.dtype).min)
+        loss = None
+        if labels is not None:
+            if slot_groups is None:
+                rows = torch.arange(slot_positions.size(0), device=slot_positions.device)
+                slot_groups = rows.unsqueeze(-1).expand_as(slot_positions)
+            loss = slot_loss(logits, labels, slot_mask, slot_groups, self.config.loss)
+        return BelLinkingOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+def slot_loss(
+    logits: torch.Tensor, labels: torch.Tensor, slot_mask: torch.Tensor, slot_groups: torch.Tensor, kind: str
+) -> torch.Tensor:
+    """Listwise (per-mention softmax, mentions without a gold candidate skipped) or pointwise (BCE) loss."""
+    scores, gold, groups = logits[slot_mask].float(), labels[slot_mask].float(), slot_groups[slot_mask]
+    if kind == "pointwise":
+        return nn.functional.binary_cross_entropy_with_logits(scores, gold)
+    _, groups = torch.unique(groups, return_inverse=True)
+    count = int(groups.max()) + 1 if groups.numel() else 0
+    log_all = _group_logsumexp(scores, groups, count)
+    has_gold = torch.zeros(count, device=scores.device).index_add_(0, groups, gold) > 0
+    log_gold = _group_logsumexp(scores.masked_fill(gold <= 0, float("-inf")), groups, count)
+    if not bool(has_gold.any()):
+        return scores.sum() * 0.0
+    return (log_all - log_gold)[has_gold].mean()
+
+
+def _group_logsumexp(values: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
+    peak = torch.full((count,), float("-inf"), device=values.device, dtype=values.dtype)
+    peak = peak.scatter_reduce(0, groups, values, reduce="amax", include_self=True)
+    safe_peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    sums = torch.zeros(count, device=values.device, dtype=values.dtype)
+    sums = sums.index_add(0, groups, torch.exp(values - safe_peak[groups]))
+    return torch.log(sums) + safe_peak
+
+
+def _build_encoder(encoder_config) -> nn.Module:
+    config = AutoConfig.for_model(**encoder_config.to_dict()) if isinstance(encoder_config, dict) else encoder_config
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
