@@ -112,3 +112,15 @@ def test_save_and_reload_in_process(bert_model, bert_tokenizer, tmp_path):
     before = scores_by_pair(bert_model, bert_tokenizer, [doc], "sentence")
     after = scores_by_pair(reloaded, bert_tokenizer, [doc], "sentence")
     assert max(abs(before[k] - after[k]) for k in before) < 1e-6
+
+
+def test_score_returns_one_score_per_candidate_in_every_mode(bert_model, bert_tokenizer):
+    doc = sample_document(num_candidates=5)
+    other = LinkingInput("Breast cancer in carriers.", [(0, 13)], [["breast cancer", "colon cancer"]])
+    pair = bert_model.score(bert_tokenizer, [doc, other], mode="pair", max_tokens=300)
+    reference = scores_by_pair(bert_model, bert_tokenizer, [doc, other], "pair")
+    for (d, m, c), value in reference.items():
+        assert pair[d][m][c] == pytest.approx(value, abs=1e-5)
+    for mode in ("mention", "sentence", "document"):
+        scores = bert_model.score(bert_tokenizer, [doc, other], mode=mode, max_tokens=1000)
+        assert [[len(s) for s in d] for d in scores] == [[5] * 7, [2]]

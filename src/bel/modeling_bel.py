@@ -117,6 +117,41 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         self.config.encoder.vocab_size = embeddings.weight.shape[0]
         return embeddings
 
+    @torch.no_grad()
+    def score(
+        self,
+        tokenizer,
+        documents,
+        mode: str | None = None,
+        template: str | None = None,
+        max_tokens: int = 16384,
+        max_batch_size: int = 256,
+    ) -> list[list[list[float]]]:
+        """Score every candidate of every mention of `documents` (a list of [`LinkingInput`]).
+
+        Sequences are packed in `mode` (default: the config's), sorted by length and batched up to `max_tokens`
+        padded tokens (dynamic padding), so `pair` mode is a strong baseline, not a strawman.
+
+        Returns `scores[document][mention][candidate]`, aligned with each document's `candidates`.
+        """
+        sequences = tokenizer.pack(
+            documents,
+            mode=mode or self.config.mode,
+            max_length=self.config.max_sequence_length,
+            context_length=self.config.context_length,
+            template=template or self.config.template,
+        )
+        scores = [[[0.0] * len(cands) for cands in doc.candidates] for doc in documents]
+        for batch in length_batches(sequences, max_tokens, max_batch_size):
+            inputs = {k: v.to(self.device) for k, v in tokenizer.pad_packed(batch).items() if k != "labels"}
+            logits = self(**inputs).logits.float().cpu()
+            for row, seq in enumerate(batch):
+                for k, (d, m, c) in enumerate(
+                    zip(seq["slot_document"], seq["slot_mention"], seq["slot_candidate"], strict=True)
+                ):
+                    scores[d][m][c] = logits[row, k].item()
+        return scores
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -180,6 +215,21 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         return BelLinkingOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
+
+
+def length_batches(sequences: list[dict], max_tokens: int, max_batch_size: int) -> list[list[dict]]:
+    """Group sequences sorted by length so that each padded batch holds at most `max_tokens` tokens."""
+    batches, current, longest = [], [], 0
+    for seq in sorted(sequences, key=lambda s: len(s["input_ids"])):
+        length = len(seq["input_ids"])
+        if current and (max(longest, length) * (len(current) + 1) > max_tokens or len(current) >= max_batch_size):
+            batches.append(current)
+            current, longest = [], 0
+        current.append(seq)
+        longest = max(longest, length)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def slot_loss(
