@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_bel import BEL_VERSION, BelConfig
 from .modeling_bel import BelForMultiCandidateLinking, BelLinkingOutput, BelPreTrainedModel
+from .pipeline_bel import EntityLinkingPipeline
+from .saving import load_linker, save_linker
 from .tokenization_bel import PACKING_MODES, BelTokenizer, LinkingInput
 
 __version__ = BEL_VERSION
@@ -22,6 +25,9 @@ AutoTokenizer.register(BelConfig, fast_tokenizer_class=BelTokenizer, exist_ok=Tr
 BelConfig.register_for_auto_class()
 BelForMultiCandidateLinking.register_for_auto_class("AutoModel")
 BelTokenizer.register_for_auto_class("AutoTokenizer")
+PIPELINE_REGISTRY.register_pipeline(
+    "entity-linking", pipeline_class=EntityLinkingPipeline, pt_model=AutoModel, type="text"
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -32,6 +38,9 @@ __all__ = [
     "BelLinkingOutput",
     "BelPreTrainedModel",
     "BelTokenizer",
+    "EntityLinkingPipeline",
     "LinkingInput",
     "__version__",
+    "load_linker",
+    "save_linker",
 ]
