@@ -1,0 +1,322 @@
+"""First-stage candidate retrieval: character n-gram TF-IDF over KB names (Hub-portable core file).
+
+Every (entity, name) pair of the KB is one row of a sparse TF-IDF matrix (char n-grams of the normalised name, padded
+with one space each side, sublinear tf, smoothed idf, L2 norm). Training-set mention strings may be added as *aliases*
+of their gold entity; each alias remembers the sources (e.g. document ids) it came from so training candidates can be
+retrieved *without* a mention's own alias (``search(..., exclude_sources=...)``: an alias row is hidden when every
+source that contributed it is excluded -- leave-document-out).
+
+Ranking per mention: exact matches of the normalised key (lowercase, NFKC, punctuation removed, whitespace collapsed)
+get score 1.0 and come first; then cosine descending; ties go to KB names before aliases, preferred names first, then
+entity id. Each entity appears once, with its best-ranked name.
+
+Only the standard library, numpy and scipy are imported, so the file can ship inside a checkpoint. ``save`` writes
+plain JSON and an ``.npz`` (loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CONFIG_FILE = "retriever_config.json"
+_NAMES_FILE = "retriever_names.json"
+_VOCAB_FILE = "retriever_vocab.json"
+_ARRAYS_FILE = "retriever_index.npz"
+_WHITESPACE = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[\W_]+")
+
+
+def normalize_name(text: str) -> str:
+    """Unicode NFKC, lowercase, collapse whitespace: the string that is vectorised."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def exact_key(text: str) -> str:
+    """Normalised name with punctuation replaced by spaces: the key for exact matches."""
+    return _WHITESPACE.sub(" ", _PUNCTUATION.sub(" ", normalize_name(text))).strip()
+
+
+@dataclass
+class Candidate:
+    """One retrieved entity: the name that matched, the entity's preferred name and the score in [0, 1]."""
+
+    entity_id: str
+    name: str
+    preferred_name: str
+    score: float
+    exact: bool = False
+    alias: bool = False
+
+
+class CandidateRetriever:
+    """Char n-gram TF-IDF retriever over KB names plus training aliases; build with :meth:`build`."""
+
+    def __init__(self, *, ngram_range: tuple[int, int], vocabulary: list[str], idf: np.ndarray, matrix: sp.csr_matrix,
+                 row_entity: list[str], row_name: list[str], row_preferred: np.ndarray, row_alias: np.ndarray,
+                 alias_sources: dict[int, list[str]]) -> None:
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.vocabulary = vocabulary
+        self._column = {gram: i for i, gram in enumerate(vocabulary)}
+        self.idf = idf.astype(np.float32)
+        self.matrix = matrix
+        self._matrix_t = matrix.T.tocsr()
+        self.row_entity = row_entity
+        self.row_name = row_name
+        self.row_preferred = row_preferred.astype(bool)
+        self.row_alias = row_alias.astype(bool)
+        self.alias_sources = alias_sources
+        entities = sorted(set(row_entity))
+        entity_rank = {e: i for i, e in enumerate(entities)}
+        self._entities = entities
+        self._row_entity_rank = np.array([entity_rank[e] for e in row_entity], dtype=np.int64)
+        self._preferred: dict[str, str] = {}
+        # preferred row, else the first KB name, else the first alias
+        for rank in (0, 1, 2):
+            for row, entity in enumerate(row_entity):
+                row_rank = 0 if self.row_preferred[row] else (2 if self.row_alias[row] else 1)
+                if row_rank == rank:
+                    self._preferred.setdefault(entity, row_name[row])
+        self._exact: dict[str, list[int]] = {}
+        for row, name in enumerate(row_name):
+            self._exact.setdefault(exact_key(name), []).append(row)
+
+    # ------------------------------------------------------------------ building
+    def _ngrams(self, normalized: str) -> Counter[str]:
+        padded = f" {normalized} "
+        low, high = self.ngram_range
+        return Counter(padded[i : i + n] for n in range(low, high + 1) for i in range(len(padded) - n + 1))
+
+    @classmethod
+    def build(cls, entity_ids: Sequence[str], names: Sequence[str], preferred: Sequence[bool] | None = None,
+              aliases: Sequence[tuple[str, str]] = (), alias_sources: Sequence[str | None] | None = None,
+              ngram_range: tuple[int, int] = (2, 4)) -> CandidateRetriever:
+        """Index KB names (one row per distinct normalised name of each entity) and training aliases.
+
+        ``preferred[i]`` marks the preferred name of its entity (default: the first name seen per entity).
+        ``aliases`` are ``(entity_id, mention string)`` pairs; ``alias_sources[j]`` (e.g. a document id) enables
+        leave-source-out search. Aliases equal to a KB name of the same entity add no row.
+        """
+        if len(entity_ids) != len(names):
+            raise ValueError("entity_ids and names must have the same length")
+        if preferred is None:
+            seen: set[str] = set()
+            preferred = [not (e in seen or seen.add(e)) for e in entity_ids]
+        rows: dict[tuple[str, str], int] = {}
+        row_entity: list[str] = []
+        row_name: list[str] = []
+        row_preferred: list[bool] = []
+        row_alias: list[bool] = []
+        sources: dict[int, list[str]] = {}
+        order = sorted(range(len(names)), key=lambda i: not preferred[i])  # preferred rows win deduplication
+        for i in order:
+            key = (entity_ids[i], normalize_name(names[i]))
+            if not key[1] or key in rows:
+                continue
+            rows[key] = len(row_name)
+            row_entity.append(entity_ids[i]), row_name.append(names[i])
+            row_preferred.append(bool(preferred[i])), row_alias.append(False)
+        for j, (entity_id, alias) in enumerate(aliases):
+            key = (entity_id, normalize_name(alias))
+            if not key[1]:
+                continue
+            if key not in rows:
+                rows[key] = len(row_name)
+                row_entity.append(entity_id), row_name.append(alias)
+                row_preferred.append(False), row_alias.append(True)
+            row = rows[key]
+            if row_alias[row]:
+                source = alias_sources[j] if alias_sources is not None else None
+                if source is not None:
+                    sources.setdefault(row, []).append(str(source))
+                else:
+                    sources.setdefault(row, []).append("")  # an alias without source is never hidden
+        sources = {row: sorted(set(s)) for row, s in sources.items()}
+        vocabulary: dict[str, int] = {}
+        indptr, indices, counts = [0], [], []
+        probe = cls.__new__(cls)
+        probe.ngram_range = ngram_range
+        for name in row_name:
+            grams = probe._ngrams(normalize_name(name))
+            indices.extend(vocabulary.setdefault(g, len(vocabulary)) for g in grams)
+            counts.extend(grams.values())
+            indptr.append(len(indices))
+        indices_arr = np.asarray(indices, dtype=np.int32)
+        n_rows, n_cols = len(row_name), len(vocabulary)
+        df = np.bincount(indices_arr, minlength=n_cols)
+        idf = (np.log((1.0 + n_rows) / (1.0 + df)) + 1.0).astype(np.float32)
+        data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * idf[indices_arr]
+        matrix = sp.csr_matrix((data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
+                               shape=(n_rows, n_cols))
+        matrix = _l2_normalize(matrix)
+        logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", n_rows, sum(row_alias),
+                    len(set(row_entity)), n_cols)
+        return cls(ngram_range=ngram_range, vocabulary=list(vocabulary), idf=idf, matrix=matrix, row_entity=row_entity,
+                   row_name=row_name, row_preferred=np.array(row_preferred, dtype=bool),
+                   row_alias=np.array(row_alias, dtype=bool), alias_sources=sources)
+
+    # ------------------------------------------------------------------ querying
+    def vectorize(self, mentions: Sequence[str]) -> sp.csr_matrix:
+        """L2-normalised TF-IDF rows for ``mentions`` (n-grams unknown to the index are ignored)."""
+        indptr, indices, counts = [0], [], []
+        for mention in mentions:
+            for gram, count in self._ngrams(normalize_name(mention)).items():
+                column = self._column.get(gram)
+                if column is not None:
+                    indices.append(column)
+                    counts.append(count)
+            indptr.append(len(indices))
+        indices_arr = np.asarray(indices, dtype=np.int32)
+        data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * self.idf[indices_arr]
+        matrix = sp.csr_matrix((data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
+                               shape=(len(mentions), len(self.vocabulary)))
+        return _l2_normalize(matrix)
+
+    def search(self, mentions: Sequence[str], top_k: int = 16, batch_size: int = 256,
+               exclude_sources: Sequence[Collection[str] | None] | None = None,
+               num_threads: int | None = None) -> list[list[Candidate]]:
+        """Top ``top_k`` distinct entities for each mention, best name per entity, deterministic order.
+
+        ``exclude_sources[i]`` hides, for mention ``i``, alias rows all of whose sources are in that collection
+        (leave-document-out training candidates). Batches of ``batch_size`` mentions are scored with one sparse
+        matrix product each, on ``num_threads`` threads (default: up to 2; scipy releases the GIL in the product).
+        """
+        if exclude_sources is not None and len(exclude_sources) != len(mentions):
+            raise ValueError("exclude_sources needs one entry per mention")
+        mentions = list(mentions)
+        starts = range(0, len(mentions), max(1, batch_size))
+
+        def run(start: int) -> list[list[Candidate]]:
+            chunk = mentions[start : start + batch_size]
+            scores = (self.vectorize(chunk) @ self._matrix_t).tocsr()
+            ranked = []
+            for offset, mention in enumerate(chunk):
+                lo, hi = scores.indptr[offset], scores.indptr[offset + 1]
+                excluded = exclude_sources[start + offset] if exclude_sources is not None else None
+                ranked.append(self._rank(mention, scores.indices[lo:hi], scores.data[lo:hi], top_k, excluded))
+            return ranked
+
+        threads = num_threads or min(2, os.cpu_count() or 1)
+        if threads <= 1 or len(starts) <= 1:
+            batches = [run(start) for start in starts]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                batches = list(pool.map(run, starts))
+        return [candidates for batch in batches for candidates in batch]
+
+    def _hidden(self, rows: np.ndarray, excluded: Collection[str] | None) -> np.ndarray:
+        if not excluded:
+            return np.zeros(len(rows), dtype=bool)
+        excluded = set(excluded)
+        return np.array([bool(self.row_alias[r]) and all(s in excluded for s in self.alias_sources.get(int(r), [""]))
+                         for r in rows], dtype=bool)
+
+    def _rank(self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int,
+              excluded: Collection[str] | None) -> list[Candidate]:
+        exact_rows = np.asarray(self._exact.get(exact_key(mention), []), dtype=np.int64)
+        limit = max(4 * top_k, top_k + 64)
+        while True:
+            if len(rows) > limit:
+                threshold = np.partition(row_scores, len(row_scores) - limit)[len(row_scores) - limit]
+                keep = row_scores >= threshold
+                pool, pool_scores = rows[keep].astype(np.int64), row_scores[keep]
+            else:
+                pool, pool_scores = rows.astype(np.int64), row_scores
+            pool = np.concatenate([pool, exact_rows])
+            is_exact = np.zeros(len(pool), dtype=bool)
+            is_exact[len(pool) - len(exact_rows):] = True
+            pool_scores = np.concatenate([np.minimum(pool_scores, 1.0), np.ones(len(exact_rows), np.float32)])
+            visible = ~self._hidden(pool, excluded)
+            pool, pool_scores, is_exact = pool[visible], pool_scores[visible], is_exact[visible]
+            order = np.lexsort((pool, self._row_entity_rank[pool], ~self.row_preferred[pool], self.row_alias[pool],
+                                -np.round(pool_scores.astype(np.float64), 6), ~is_exact))
+            ranks = self._row_entity_rank[pool[order]]
+            _, first = np.unique(ranks, return_index=True)
+            best = order[np.sort(first)][:top_k]
+            if len(best) >= top_k or len(rows) <= limit:
+                break
+            limit *= 4
+        candidates = []
+        for i in best:
+            row = int(pool[i])
+            entity = self.row_entity[row]
+            candidates.append(Candidate(entity_id=entity, name=self.row_name[row], preferred_name=self._preferred[entity],
+                                        score=float(pool_scores[i]), exact=bool(is_exact[i]),
+                                        alias=bool(self.row_alias[row])))
+        return candidates
+
+    # ------------------------------------------------------------------ accessors
+    def preferred_name(self, entity_id: str) -> str:
+        """The preferred KB name of ``entity_id`` (KeyError if unknown)."""
+        return self._preferred[entity_id]
+
+    def entity_names(self) -> list[tuple[str, str]]:
+        """``(entity_id, name)`` for every indexed KB name (aliases excluded)."""
+        return [(e, n) for e, n, a in zip(self.row_entity, self.row_name, self.row_alias, strict=True) if not a]
+
+    def entity_ids(self) -> list[str]:
+        """All indexed entity ids, sorted."""
+        return list(self._entities)
+
+    def __len__(self) -> int:
+        return len(self.row_name)
+
+    def __contains__(self, entity_id: object) -> bool:
+        return entity_id in self._preferred
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write the index as plain files (JSON + ``.npz``) into ``directory``."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"format_version": FORMAT_VERSION, "ngram_range": list(self.ngram_range), "num_rows": len(self),
+                  "num_entities": len(self._entities), "num_ngrams": len(self.vocabulary)}
+        (path / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (path / _VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
+        names = {"entity_ids": self.row_entity, "names": self.row_name,
+                 "alias_sources": {str(k): v for k, v in sorted(self.alias_sources.items())}}
+        (path / _NAMES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
+        np.savez(path / _ARRAYS_FILE, idf=self.idf, data=self.matrix.data, indices=self.matrix.indices,
+                 indptr=self.matrix.indptr, shape=np.asarray(self.matrix.shape, dtype=np.int64),
+                 preferred=self.row_preferred, alias=self.row_alias)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> CandidateRetriever:
+        """Load an index written by :meth:`save` (no pickle)."""
+        path = Path(directory)
+        config = json.loads((path / _CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path / _CONFIG_FILE}: unsupported retriever format {config.get('format_version')}")
+        vocabulary = json.loads((path / _VOCAB_FILE).read_text(encoding="utf-8"))
+        names = json.loads((path / _NAMES_FILE).read_text(encoding="utf-8"))
+        with np.load(path / _ARRAYS_FILE, allow_pickle=False) as arrays:
+            matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                                   shape=tuple(int(x) for x in arrays["shape"]))
+            return cls(ngram_range=tuple(config["ngram_range"]), vocabulary=vocabulary, idf=arrays["idf"],
+                       matrix=matrix, row_entity=names["entity_ids"], row_name=names["names"],
+                       row_preferred=arrays["preferred"], row_alias=arrays["alias"],
+                       alias_sources={int(k): v for k, v in names["alias_sources"].items()})
+
+
+def _l2_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float64).ravel())
+    norms[norms == 0] = 1.0
+    scale = np.repeat((1.0 / norms).astype(np.float32), np.diff(matrix.indptr))
+    return sp.csr_matrix((matrix.data * scale, matrix.indices, matrix.indptr), shape=matrix.shape)
+
+
+__all__ = ["Candidate", "CandidateRetriever", "exact_key", "normalize_name"]
