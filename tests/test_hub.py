@@ -1,0 +1,79 @@
+"""`bel push` to a local fake Hub, then `pipeline("entity-linking", model=repo_id)` in a fresh process without bel.
+
+The fake (tests/fake_hub.py) runs the real huggingface_hub create_repo/create_commit/download code paths; it cannot
+prove authentication, large-file (LFS/xet) storage or the Hub's own model-card validation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .fake_hub import FakeHub
+from .remote import run_without_bel
+from .test_pipeline import SCHEMA, TEXT, make_linker
+
+EXPECTED_FILES = {
+    "README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    "configuration_bel.py", "modeling_bel.py", "tokenization_bel.py", "retrieval_bel.py", "pipeline_bel.py",
+    "retriever/retriever_config.json", "retriever/retriever_names.json", "retriever/retriever_vocab.json",
+    "retriever/retriever_index.npz",
+}
+
+LOAD_BACK = """
+import json
+from transformers import pipeline
+linker = pipeline("entity-linking", model="user/bel-tiny", trust_remote_code=True)
+print(json.dumps({{"raw": linker({text!r}), "module": type(linker).__module__}}))
+"""
+
+
+@pytest.fixture
+def hub():
+    server = FakeHub().start()
+    yield server
+    server.stop()
+
+
+def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
+    from bel import load_linker
+
+    directory = make_linker(bert_tokenizer, tmp_path / "checkpoint")
+    (directory / "stray.bin").write_bytes(b"pickle")  # never uploaded
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HF_ENDPOINT": hub.url,
+           "HF_TOKEN": "hf_fake", "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_HOME": str(hf_home)}
+    pushed = subprocess.run([sys.executable, "-m", "bel", "push", str(directory), "user/bel-tiny",
+                             "--commit-message", "first linker"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    assert pushed.stdout.strip().startswith(f"{hub.url}/user/bel-tiny/commit/")
+
+    assert [c["message"] for c in hub.commits] == ["first linker"]
+    assert set(hub.commits[0]["files"]) == EXPECTED_FILES
+    readme = hub.repos["user/bel-tiny"]["README.md"].decode()
+    front = yaml.safe_load(readme.split("---\n")[1])
+    assert front["library_name"] == "transformers" and front["pipeline_tag"] == "other"
+    assert {"custom_code", "biomedical", "entity-linking"} <= set(front["tags"])
+    assert front["model-index"][0]["results"][0]["dataset"]["type"] == "ncbi-disease"
+    assert 'model="user/bel-tiny"' in readme and "path/to/checkpoint" not in readme
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_without_bel(LOAD_BACK.format(text=TEXT), cwd=elsewhere, env={
+        "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_fake", "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+        "HF_HOME": str(hf_home / "reader")})
+    assert result["module"].startswith("transformers_modules")
+    assert result["raw"] == load_linker(directory)(TEXT)
+    assert result["raw"] and all(set(m) == SCHEMA for m in result["raw"])
+
+
+def test_push_refuses_a_directory_that_is_not_a_linker(tmp_path):
+    from bel.saving import push_to_hub
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a saved linker"):
+        push_to_hub(tmp_path, "user/x")
