@@ -16,6 +16,7 @@ plain JSON and an ``.npz`` (loaded with ``allow_pickle=False``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+DEFAULT_NGRAM_RANGE = (3, 4)
 _CONFIG_FILE = "retriever_config.json"
 _NAMES_FILE = "retriever_names.json"
 _VOCAB_FILE = "retriever_vocab.json"
@@ -104,7 +106,7 @@ class CandidateRetriever:
     @classmethod
     def build(cls, entity_ids: Sequence[str], names: Sequence[str], preferred: Sequence[bool] | None = None,
               aliases: Sequence[tuple[str, str]] = (), alias_sources: Sequence[str | None] | None = None,
-              ngram_range: tuple[int, int] = (2, 4)) -> CandidateRetriever:
+              ngram_range: tuple[int, int] = DEFAULT_NGRAM_RANGE) -> CandidateRetriever:
         """Index KB names (one row per distinct normalised name of each entity) and training aliases.
 
         ``preferred[i]`` marks the preferred name of its entity (default: the first name seen per entity).
@@ -194,20 +196,33 @@ class CandidateRetriever:
         ``exclude_sources[i]`` hides, for mention ``i``, alias rows all of whose sources are in that collection
         (leave-document-out training candidates). Batches of ``batch_size`` mentions are scored with one sparse
         matrix product each, on ``num_threads`` threads (default: up to 2; scipy releases the GIL in the product).
+        Mentions with the same normalised string are scored once (each gets its own Candidate objects).
         """
         if exclude_sources is not None and len(exclude_sources) != len(mentions):
             raise ValueError("exclude_sources needs one entry per mention")
-        mentions = list(mentions)
-        starts = range(0, len(mentions), max(1, batch_size))
+        normalized = [normalize_name(m) for m in mentions]
+        groups: dict[str, list[int]] = {}
+        for index, text in enumerate(normalized):
+            groups.setdefault(text, []).append(index)
+        unique = list(groups)  # repeated surface forms are scored once
+        starts = range(0, len(unique), max(1, batch_size))
 
-        def run(start: int) -> list[list[Candidate]]:
-            chunk = mentions[start : start + batch_size]
+        def run(start: int) -> list[tuple[int, list[Candidate]]]:
+            chunk = unique[start : start + batch_size]
             scores = (self.vectorize(chunk) @ self._matrix_t).tocsr()
             ranked = []
-            for offset, mention in enumerate(chunk):
+            for offset, text in enumerate(chunk):
                 lo, hi = scores.indptr[offset], scores.indptr[offset + 1]
-                excluded = exclude_sources[start + offset] if exclude_sources is not None else None
-                ranked.append(self._rank(mention, scores.indices[lo:hi], scores.data[lo:hi], top_k, excluded))
+                rows, row_scores = scores.indices[lo:hi], scores.data[lo:hi]
+                shared: list[Candidate] | None = None
+                for index in groups[text]:
+                    excluded = exclude_sources[index] if exclude_sources is not None else None
+                    if excluded:
+                        ranked.append((index, self._rank(text, rows, row_scores, top_k, excluded)))
+                    else:
+                        if shared is None:
+                            shared = self._rank(text, rows, row_scores, top_k, None)
+                        ranked.append((index, [dataclasses.replace(c) for c in shared]))
             return ranked
 
         threads = num_threads or min(2, os.cpu_count() or 1)
@@ -216,7 +231,11 @@ class CandidateRetriever:
         else:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 batches = list(pool.map(run, starts))
-        return [candidates for batch in batches for candidates in batch]
+        results: list[list[Candidate]] = [[] for _ in mentions]
+        for batch in batches:
+            for index, candidates in batch:
+                results[index] = candidates
+        return results
 
     def _hidden(self, rows: np.ndarray, excluded: Collection[str] | None) -> np.ndarray:
         if not excluded:

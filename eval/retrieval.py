@@ -1,0 +1,123 @@
+"""Evaluate first-stage candidate retrieval: recall@k, throughput and peak memory.
+
+Example::
+
+    python eval/retrieval.py --dataset ncbi-disease --split test --top-k 64 --output eval/retrieval_ncbi.json
+
+The index holds every KB name plus the training split's mention strings as aliases of their gold entity (``--no-aliases``
+turns them off). Recall policy: a mention counts as a hit at k when ANY of its gold ids (mapped to the KB's primary id,
+e.g. OMIM alt ids of MEDIC) is among the top-k entities; composite mentions are therefore "any-of" and are also reported
+separately. NIL mentions (PubTator ``-1``) are excluded and counted. Mentions whose gold ids are all absent from the KB
+(BC5CDR supplementary-concept C ids) are kept in ``recall`` (as misses, they can never be hit) and excluded from
+``recall_in_kb``; both are reported with their counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bel.data.datasets import DATASETS, load_corpus, load_kb
+from bel.retrieval_bel import CandidateRetriever
+
+KS = (1, 5, 16, 64)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def training_aliases(dataset: str, kb, data_dir: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """(entity id, mention text) of every single-id training mention whose id is in the KB, with its document id."""
+    aliases, sources = [], []
+    for doc in load_corpus(dataset, "train", data_dir):
+        for mention in doc.mentions:
+            if len(mention.ids) == 1 and (entity_id := kb.canonical_id(mention.ids[0])) is not None:
+                aliases.append((entity_id, mention.text))
+                sources.append(doc.id)
+    return aliases, sources
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    kb = load_kb(args.dataset, args.data_dir, kb=args.kb)
+    aliases, sources = ([], []) if args.no_aliases else training_aliases(args.dataset, kb, args.data_dir)
+    names = kb.names()
+    retriever = CandidateRetriever.build([n[0] for n in names], [n[1] for n in names], [n[2] for n in names],
+                                         aliases=aliases, alias_sources=sources, ngram_range=tuple(args.ngram_range))
+    build_seconds = time.perf_counter() - start
+    mentions = [m for doc in load_corpus(args.dataset, args.split, args.data_dir) for m in doc.mentions]
+    top_k = max(args.top_k, *KS)
+    start = time.perf_counter()
+    results = retriever.search([m.text for m in mentions], top_k=top_k, batch_size=args.batch_size)
+    search_seconds = time.perf_counter() - start
+    distinct = list(dict.fromkeys(m.text.lower() for m in mentions))  # worst case: no repeated surface forms
+    start = time.perf_counter()
+    retriever.search(distinct, top_k=top_k, batch_size=args.batch_size)
+    distinct_seconds = time.perf_counter() - start
+
+    groups: dict[str, list[list[int]]] = {"all": [], "in_kb": [], "composite": [], "not_in_kb": []}
+    nil = 0
+    for mention, candidates in zip(mentions, results, strict=True):
+        if not mention.ids:
+            nil += 1
+            continue
+        gold = {kb.canonical_id(i) for i in mention.ids} - {None}
+        ranks = [r for r, c in enumerate(candidates) if c.entity_id in gold]
+        hits = [int(bool(ranks) and ranks[0] < k) for k in KS]
+        groups["all"].append(hits)
+        groups["in_kb" if gold else "not_in_kb"].append(hits)
+        if mention.composite:
+            groups["composite"].append(hits)
+
+    def recall(rows: list[list[int]]) -> dict[str, float | None]:
+        return {f"recall@{k}": (round(sum(r[i] for r in rows) / len(rows), 4) if rows else None)
+                for i, k in enumerate(KS)}
+
+    return {
+        "dataset": args.dataset, "split": args.split, "kb": args.kb or ("medic" if args.dataset == "ncbi-disease" else "mesh"),
+        "kb_entities": len(kb), "indexed_names": len(retriever), "train_aliases": 0 if args.no_aliases else len(aliases),
+        "ngram_range": list(args.ngram_range), "mentions": len(mentions), "nil_mentions": nil,
+        "evaluated_mentions": len(groups["all"]), "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
+        "composite_mentions": len(groups["composite"]),
+        "recall": recall(groups["all"]), "recall_in_kb": recall(groups["in_kb"]),
+        "recall_composite": recall(groups["composite"]),
+        "top_k_searched": top_k, "build_seconds": round(build_seconds, 2), "search_seconds": round(search_seconds, 2),
+        "mentions_per_second": round(len(mentions) / search_seconds, 1), "distinct_mentions": len(distinct),
+        "distinct_mentions_per_second": round(len(distinct) / distinct_seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="corpora/KB directory (default: $BEL_DATA_DIR or ../shared/data)")
+    parser.add_argument("--dataset", choices=DATASETS, default="ncbi-disease")
+    parser.add_argument("--split", choices=("train", "dev", "test"), default="test")
+    parser.add_argument("--kb", choices=("medic", "mesh"), default=None, help="override the dataset's default KB")
+    parser.add_argument("--top-k", type=int, default=64, help="candidates retrieved per mention (>= 64 always searched)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--ngram-range", type=int, nargs=2, default=None, metavar=("MIN", "MAX"))
+    parser.add_argument("--no-aliases", action="store_true", help="index KB names only, no training aliases")
+    parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.ngram_range is None:
+        from bel.retrieval_bel import DEFAULT_NGRAM_RANGE
+
+        args.ngram_range = list(DEFAULT_NGRAM_RANGE)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    report = evaluate(args)
+    print(json.dumps(report, indent=2))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
