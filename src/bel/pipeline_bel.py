@@ -36,14 +36,16 @@ Span = tuple[int, int]
 
 
 def candidate_text(name: str, preferred_name: str) -> str:
-    """Text the reranker reads for a candidate: the matched KB name, plus the preferred name when it differs.
+    """Text the reranker reads for a candidate: the matched KB name, plus `(preferred name)` when it differs.
+
+    Must equal `bel.examples.candidate_text` (what training shows the model).
 
     >>> candidate_text("breast cancer", "Breast Neoplasms")
-    'breast cancer ; Breast Neoplasms'
+    'breast cancer (Breast Neoplasms)'
     """
-    if not preferred_name or name.casefold() == preferred_name.casefold():
-        return name
-    return f"{name} ; {preferred_name}"
+    if preferred_name and preferred_name.lower() != name.lower():
+        return f"{name} ({preferred_name})"
+    return name
 
 
 class MentionMatcher:
