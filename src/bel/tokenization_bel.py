@@ -148,43 +148,31 @@ class BelTokenizer(TokenizersBackend):
         if pad_to_multiple_of:
             length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
         slots = max(1, max(len(s["slot_positions"]) for s in sequences))
-        batch = len(sequences)
-        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((batch, length), dtype=torch.long)
-        token_type_ids = torch.zeros((batch, length), dtype=torch.long)
-        slot_positions = torch.zeros((batch, slots), dtype=torch.long)
-        slot_mask = torch.zeros((batch, slots), dtype=torch.bool)
-        slot_groups = torch.full((batch, slots), -1, dtype=torch.long)
-        has_scores = all("slot_retrieval_scores" in s for s in sequences)
-        has_labels = all("slot_labels" in s for s in sequences)
-        retrieval_scores = torch.zeros((batch, slots)) if has_scores else None
-        labels = torch.zeros((batch, slots)) if has_labels else None
         groups: dict[tuple[int, int], int] = {}
-        for row, seq in enumerate(sequences):
-            n, k = len(seq["input_ids"]), len(seq["slot_positions"])
-            input_ids[row, :n] = torch.tensor(seq["input_ids"])
-            attention_mask[row, :n] = 1
-            token_type_ids[row, :n] = torch.tensor(seq["token_type_ids"])
-            slot_positions[row, :k] = torch.tensor(seq["slot_positions"], dtype=torch.long)
-            slot_mask[row, :k] = True
-            keys = zip(seq["slot_document"], seq["slot_mention"], strict=True)
-            slot_groups[row, :k] = torch.tensor([groups.setdefault(key, len(groups)) for key in keys], dtype=torch.long)
-            if retrieval_scores is not None:
-                retrieval_scores[row, :k] = torch.tensor(seq["slot_retrieval_scores"], dtype=torch.float)
-            if labels is not None:
-                labels[row, :k] = torch.tensor(seq["slot_labels"], dtype=torch.float)
+
+        def padded(key: str, width: int, value) -> list[list]:
+            return [seq[key] + [value] * (width - len(seq[key])) for seq in sequences]
+
+        slot_groups = [
+            [groups.setdefault(key, len(groups)) for key in zip(s["slot_document"], s["slot_mention"], strict=True)]
+            for s in sequences
+        ]
         batch_dict = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "slot_positions": slot_positions,
-            "slot_mask": slot_mask,
-            "slot_groups": slot_groups,
+            "input_ids": torch.tensor(padded("input_ids", length, self.pad_token_id), dtype=torch.long),
+            "attention_mask": torch.tensor(
+                [[1] * len(s["input_ids"]) + [0] * (length - len(s["input_ids"])) for s in sequences], dtype=torch.long
+            ),
+            "token_type_ids": torch.tensor(padded("token_type_ids", length, 0), dtype=torch.long),
+            "slot_positions": torch.tensor(padded("slot_positions", slots, 0), dtype=torch.long),
+            "slot_mask": torch.tensor(
+                [[True] * len(s["slot_positions"]) + [False] * (slots - len(s["slot_positions"])) for s in sequences]
+            ),
+            "slot_groups": torch.tensor([g + [-1] * (slots - len(g)) for g in slot_groups], dtype=torch.long),
         }
-        if retrieval_scores is not None:
-            batch_dict["retrieval_scores"] = retrieval_scores
-        if labels is not None:
-            batch_dict["labels"] = labels
+        if all("slot_retrieval_scores" in s for s in sequences):
+            batch_dict["retrieval_scores"] = torch.tensor(padded("slot_retrieval_scores", slots, 0.0))
+        if all("slot_labels" in s for s in sequences):
+            batch_dict["labels"] = torch.tensor(padded("slot_labels", slots, 0.0))
         return batch_dict
 
 
