@@ -1,0 +1,66 @@
+"""`bel eval MODEL`: Acc@1, Acc@5, MRR, retriever recall@k and an error breakdown on a dataset split.
+
+Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retriever-only` ranks by the retriever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="saved bel checkpoint directory (omit with --retriever-only)")
+    parser.add_argument("--dataset", default="ncbi-disease", help="ncbi-disease, bc5cdr-disease or bc5cdr-chemical")
+    parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
+    parser.add_argument("--data-dir", help="corpora directory (default: BEL_DATA_DIR)")
+    parser.add_argument("--corpus-file", help="explicit PubTator file instead of --dataset/--split")
+    parser.add_argument("--kb-file", help="explicit KB file instead of the dataset's KB")
+    parser.add_argument("--mode", help="packing mode at inference (default: the checkpoint's)")
+    parser.add_argument("--template", help="template at inference (default: the checkpoint's)")
+    parser.add_argument("--num-candidates", type=int, help="candidates per mention (default: the checkpoint's)")
+    parser.add_argument("--max-documents", type=int, help="evaluate the first N documents only")
+    parser.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per inference batch")
+    parser.add_argument("--retriever-only", action="store_true", help="rank by the retriever alone (no model)")
+    parser.add_argument("--output", help="write the JSON metrics here (default: stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bel.checkpointing import load_pipeline
+    from bel.evaluation import evaluate_reranker, example_metrics
+    from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
+
+    if not args.model and not args.retriever_only:
+        raise SystemExit("bel eval: pass a MODEL directory, or --retriever-only to evaluate the retriever alone.")
+    kb = load_knowledge_base(args.dataset, args.data_dir, args.kb_file)
+    docs = load_documents(args.dataset, args.split, args.data_dir, args.corpus_file)
+    docs = docs[: args.max_documents] if args.max_documents else docs
+    model = tokenizer = retriever = None
+    if args.model:
+        model, tokenizer, retriever = load_pipeline(args.model)
+    if retriever is None:
+        train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
+        retriever = build_retriever(kb, train)
+    num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
+    examples = build_examples(docs, retriever, num_candidates, kb=kb, retrieve_k=64)
+    if args.retriever_only:
+        metrics = example_metrics(examples, None, retriever, num_candidates=num_candidates)
+        metrics["mode"] = "retriever"
+    else:
+        if args.num_candidates:
+            model.config.num_candidates = num_candidates
+        metrics = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode, template=args.template,
+                                    max_tokens=args.max_tokens)
+    metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs)})
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        logger.info("wrote %s", args.output)
+    else:
+        print(text)
+    return 0

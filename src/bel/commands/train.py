@@ -1,0 +1,19 @@
+"""`bel train`: train a reranker in this process (for several processes use `accelerate launch train.py`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bel.training import add_train_arguments
+
+    add_train_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bel.training import config_from_args, train
+
+    best = train(config_from_args(args))
+    print(best)
+    return 0

@@ -1,0 +1,149 @@
+"""Entity-linking metrics as plain functions, and the harness that scores a reranker on built examples.
+
+Policy:
+
+- **Composite mentions** (several gold ids, e.g. ``D001|D002``): a prediction is correct when it is *any* of the gold
+  ids (the reranker outputs one entity per mention); the rank of a composite mention is the best rank of any gold id.
+  Their number is reported as ``composite_mentions``.
+- **No-id mentions** (PubTator ``-1``): excluded from every rate, counted in ``nil_mentions``.
+- **Gold not in the KB** (e.g. BC5CDR chemical supplementary C ids that have no name in MeSH): kept in the rates
+  (they can never be right, as in a real deployment) and counted in ``gold_not_in_kb``; ``acc@1_in_kb`` is Acc@1 over
+  the other mentions.
+- **Error breakdown** of the Acc@1 errors: ``gold_not_retrieved`` (no gold id among the C reranked candidates: the
+  reranker could not be right) vs ``reranker_wrong`` (gold among them, another ranked first).
+
+Output keys of :func:`linking_metrics`: ``mentions``, ``evaluated``, ``nil_mentions``, ``composite_mentions``,
+``gold_not_in_kb``, ``acc@1``, ``acc@5``, ``mrr``, ``acc@1_in_kb``, ``retriever_acc@1``, ``retriever_recall``
+(``{"1": r, "5": r, "16": r, "64": r}``, k up to the retrieved depth), ``errors``
+(``{"gold_not_retrieved": n, "reranker_wrong": n}``), ``num_candidates``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+
+RECALL_KS = (1, 5, 16, 64)
+
+
+def gold_rank(ranked_ids: Sequence[str], gold_ids: Sequence[str]) -> int | None:
+    """1-based rank of the first gold id in ``ranked_ids``, or None when no gold id is there."""
+    gold = set(gold_ids)
+    for rank, entity_id in enumerate(ranked_ids, start=1):
+        if entity_id in gold:
+            return rank
+    return None
+
+
+def rank_candidates(candidate_ids: Sequence[str], scores: Sequence[float]) -> list[str]:
+    """Candidate ids by descending score; ties keep the retriever's order (stable sort)."""
+    order = sorted(range(len(candidate_ids)), key=lambda i: -scores[i])
+    return [candidate_ids[i] for i in order]
+
+
+def linking_metrics(
+    rankings: Sequence[Sequence[str]],
+    gold: Sequence[Sequence[str]],
+    retrieved: Sequence[Sequence[str]] | None = None,
+    in_kb: Sequence[bool] | None = None,
+    num_candidates: int | None = None,
+    composite: Sequence[bool] | None = None,
+) -> dict:
+    """Acc@1, Acc@5, MRR, retriever recall@k and the error breakdown (see the module docstring for the policy).
+
+    ``rankings[i]`` are mention i's reranked candidate ids (best first), ``gold[i]`` its gold ids (empty: no id),
+    ``retrieved[i]`` the retriever's ids best first (at least ``num_candidates`` deep for recall@k; defaults to
+    ``rankings``), ``in_kb[i]`` whether any gold id is a KB entity, ``composite[i]`` (default: more than one gold id).
+    """
+    if len(rankings) != len(gold):
+        raise ValueError(f"{len(rankings)} rankings but {len(gold)} gold lists: pass one of each per mention.")
+    retrieved = rankings if retrieved is None else retrieved
+    in_kb = [True] * len(gold) if in_kb is None else in_kb
+    composite = [len(g) > 1 for g in gold] if composite is None else composite
+    depth = num_candidates or max((len(r) for r in rankings), default=0)
+    deepest = max((len(r) for r in retrieved), default=0)
+    recall_ks = [k for k in RECALL_KS if k <= max(deepest, 1)] or [1]
+    counts = {"acc@1": 0, "acc@5": 0, "mrr": 0.0, "retriever_acc@1": 0, "in_kb": 0, "in_kb_correct": 0}
+    recall = dict.fromkeys(recall_ks, 0)
+    errors = {"gold_not_retrieved": 0, "reranker_wrong": 0}
+    evaluated = nil = composites = missing = 0
+    for ranking, gold_ids, found, known, is_composite in zip(rankings, gold, retrieved, in_kb, composite, strict=True):
+        if not gold_ids:
+            nil += 1
+            continue
+        evaluated += 1
+        composites += bool(is_composite)
+        missing += not known
+        rank = gold_rank(ranking, gold_ids)
+        counts["acc@1"] += rank == 1
+        counts["acc@5"] += rank is not None and rank <= 5
+        counts["mrr"] += 1.0 / rank if rank else 0.0
+        retrieval_rank = gold_rank(found, gold_ids)
+        counts["retriever_acc@1"] += retrieval_rank == 1
+        for k in recall:
+            recall[k] += retrieval_rank is not None and retrieval_rank <= k
+        if known:
+            counts["in_kb"] += 1
+            counts["in_kb_correct"] += rank == 1
+        if rank != 1:
+            in_candidates = gold_rank(found[:depth], gold_ids) is not None
+            errors["reranker_wrong" if in_candidates else "gold_not_retrieved"] += 1
+
+    def rate(value: float, total: int) -> float:
+        return float(value) / total if total else 0.0
+
+    return {
+        "mentions": len(gold),
+        "evaluated": evaluated,
+        "nil_mentions": nil,
+        "composite_mentions": composites,
+        "gold_not_in_kb": missing,
+        "acc@1": rate(counts["acc@1"], evaluated),
+        "acc@5": rate(counts["acc@5"], evaluated),
+        "mrr": rate(counts["mrr"], evaluated),
+        "acc@1_in_kb": rate(counts["in_kb_correct"], counts["in_kb"]),
+        "retriever_acc@1": rate(counts["retriever_acc@1"], evaluated),
+        "retriever_recall": {str(k): rate(v, evaluated) for k, v in recall.items()},
+        "errors": errors,
+        "num_candidates": depth,
+    }
+
+
+def score_examples(model, tokenizer, examples, mode: str | None = None, template: str | None = None,
+                   max_tokens: int = 16384) -> list[list[list[float]]]:
+    """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used)."""
+    inputs = [example.input for example in examples]
+    return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
+
+
+def example_metrics(examples, scores: list[list[list[float]]] | None, retriever=None, num_candidates=None) -> dict:
+    """:func:`linking_metrics` of built examples; ``scores=None`` ranks by the retriever alone."""
+    rankings, gold, retrieved, in_kb = [], [], [], []
+    for d, example in enumerate(examples):
+        for m, candidate_ids in enumerate(example.candidate_ids):
+            ranked = candidate_ids if scores is None else rank_candidates(candidate_ids, scores[d][m])
+            rankings.append(ranked)
+            gold.append(example.gold_ids[m])
+            retrieved.append(example.retrieved_ids[m] if example.retrieved_ids else candidate_ids)
+            in_kb.append(retriever is None or any(g in retriever for g in example.gold_ids[m]))
+    return linking_metrics(rankings, gold, retrieved, in_kb, num_candidates=num_candidates)
+
+
+def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | None = None,
+                      template: str | None = None, max_tokens: int = 16384) -> dict:
+    """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings."""
+    model.eval()
+    start = time.perf_counter()
+    scores = score_examples(model, tokenizer, examples, mode, template, max_tokens)
+    seconds = time.perf_counter() - start
+    metrics = example_metrics(examples, scores, retriever, num_candidates=model.config.num_candidates)
+    metrics.update({
+        "mode": mode or model.config.mode,
+        "template": template or model.config.template,
+        "inference_seconds": seconds,
+        "mentions_per_second": metrics["mentions"] / seconds if seconds > 0 else 0.0,
+    })
+    return metrics
