@@ -41,6 +41,10 @@ def parse_id_field(raw: str) -> tuple[tuple[str, ...], bool]:
     return ids, len(parts) > 1
 
 
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
 def _format_id(entity_id: str) -> str:
     return entity_id[5:] if entity_id.startswith("MESH:") else entity_id
 
@@ -117,7 +121,7 @@ def iter_pubtator(path: str | os.PathLike) -> Iterator[Document]:
                 raise PubTatorFormatError(
                     f"{source}:{line_no}: annotation for document {fields[0]!r} outside that document's block"
                 )
-            if not fields[1].lstrip("-").isdigit():
+            if not _is_int(fields[1]) and not _is_int(fields[2]):
                 builder.doc.relations.append(Relation(type=fields[1], args=tuple(fields[2:])))
             else:
                 builder.pending.append((_parse_mention(fields, source, line_no), line_no))
