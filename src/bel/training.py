@@ -151,7 +151,9 @@ def train(config: TrainConfig) -> Path:
                                template=config.template)
     units = sequence_units(sequences)
     sampler = TokenBudgetBatchSampler(units, config.batch_size, seed=config.seed)
-    loader = DataLoader(units, batch_sampler=sampler, collate_fn=UnitCollator(tokenizer, config.use_retrieval_score))
+    # a private generator: creating the (skipping) iterator on resume must not consume the global RNG that dropout uses
+    loader = DataLoader(units, batch_sampler=sampler, collate_fn=UnitCollator(tokenizer, config.use_retrieval_score),
+                        generator=torch.Generator().manual_seed(config.seed))
     batches_per_process = math.ceil(len(sampler) / accelerator.num_processes)
     steps_per_epoch = math.ceil(batches_per_process / config.gradient_accumulation_steps)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -248,7 +250,9 @@ def train(config: TrainConfig) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         summary = {"config": asdict(config), "best_epoch": state["best_epoch"], "best_score": state["best_score"],
-                   "global_step": state["global_step"], "history": state["history"], "best_dir": str(best_dir)}
+                   "global_step": state["global_step"], "history": state["history"], "best_dir": str(best_dir),
+                   "num_processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
+                   "resumed_from": str(resume) if resume else None}
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if config.push_to_hub:
             _push(best_dir, config.push_to_hub)
