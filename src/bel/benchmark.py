@@ -93,8 +93,6 @@ def run_benchmark(model, tokenizer, inputs, *, modes=("pair", "mention", "senten
         for template in templates:
             if mode != "pair":
                 configs[f"{mode}/{template}"] = (mode, template, max_tokens, 256)
-    if "pair" in modes and "compact" in templates:
-        configs["pair/compact"] = ("pair", "compact", best, 256)
     results = {name: {"mode": m, "template": t, "max_tokens": b, "max_batch_size": s,
                       **token_counts(tokenizer, inputs, m, t, model.config, b, s), "seconds_all": [],
                       "train_seconds_all": []} for name, (m, t, b, s) in configs.items()}
