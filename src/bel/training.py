@@ -251,7 +251,8 @@ def train(config: TrainConfig) -> Path:
     if accelerator.is_main_process:
         summary = {"config": asdict(config), "best_epoch": state["best_epoch"], "best_score": state["best_score"],
                    "global_step": state["global_step"], "history": state["history"], "best_dir": str(best_dir),
-                   "num_processes": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type),
+                   "num_processes": accelerator.num_processes,
+                   "train_mentions": sum(len(e.gold_ids) for e in train_examples), "distributed_type": str(accelerator.distributed_type),
                    "resumed_from": str(resume) if resume else None}
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if config.push_to_hub:

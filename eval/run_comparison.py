@@ -1,0 +1,76 @@
+"""Build the "Reranker comparison" table of eval/RESULTS.md from `bel bench` / `bel eval` / train JSON files.
+
+    python eval/run_comparison.py --bench eval/bench_ncbi_test.json \
+        --eval sentence/compact=eval/eval_ncbi_test_sentence_compact.json \
+        --retriever eval/eval_ncbi_test_retriever.json \
+        --train sentence/compact=runs/ncbi_sentence_compact/train_summary.json --train-mentions 4905
+
+Per mode: Acc@1 / Acc@5 (when a trained model was evaluated), training seconds per epoch (measured in a training run,
+or extrapolated from the benchmark's training throughput to `--train-mentions`, marked "~"), inference mentions/s,
+speed-up over the strong `pair` baseline with the token-count ideal in parentheses, and training speed-up over pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _pairs(values: list[str]) -> dict[str, dict]:
+    out = {}
+    for value in values or []:
+        name, _, path = value.partition("=")
+        out[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return out
+
+
+def table(bench: dict, evals: dict, trains: dict, retriever: dict | None, train_mentions: int) -> str:
+    def pct(value):
+        return "n/m" if value is None else f"{100 * value:.1f}"
+
+    lines = ["| mode | template | Acc@1 | Acc@5 | train s/epoch | inference mentions/s | speed-up vs pair (ideal) "
+             "| train speed-up vs pair |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in bench["results"].items():
+        metrics = evals.get(name, {})
+        train = trains.get(name)
+        if train and train.get("history"):
+            epoch = f"{train['history'][0]['train_seconds'] * train_mentions / _trained(train):.0f}"
+            if _trained(train) != train_mentions:
+                epoch = f"~{epoch} (measured on {_trained(train)} mentions)"
+        elif row.get("train_mentions_per_second"):
+            epoch = f"~{train_mentions / row['train_mentions_per_second']:.0f}"
+        else:
+            epoch = "-"
+        ideal = f" ({row['ideal_ratio']:.2f})" if row.get("ideal_ratio") else ""
+        train_speed = f"{row['train_speedup_vs_pair']:.2f}x" if row.get("train_speedup_vs_pair") else "-"
+        template = row.get("template", "")
+        label = name.split("/")[0]
+        lines.append(f"| {label} | {template} | {pct(metrics.get('acc@1'))} | {pct(metrics.get('acc@5'))} | {epoch} "
+                     f"| {row['mentions_per_second']:.1f} | {row['speedup_vs_pair']:.2f}x{ideal} | {train_speed} |")
+    if retriever:
+        lines.append(f"| retriever only | - | {pct(retriever['acc@1'])} | {pct(retriever['acc@5'])} | - | - | - | - |")
+    return "\n".join(lines)
+
+
+def _trained(train: dict) -> int:
+    return int(train.get("train_mentions") or train["history"][0].get("mentions") or 0) or 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bench", required=True)
+    parser.add_argument("--eval", nargs="*", default=[], help="NAME=eval.json (NAME as in the bench results)")
+    parser.add_argument("--train", nargs="*", default=[], help="NAME=train_summary.json")
+    parser.add_argument("--retriever", help="eval JSON of `bel eval --retriever-only`")
+    parser.add_argument("--train-mentions", type=int, default=4905, help="mentions of one full training epoch")
+    args = parser.parse_args(argv)
+    bench = json.loads(Path(args.bench).read_text(encoding="utf-8"))
+    retriever = json.loads(Path(args.retriever).read_text(encoding="utf-8")) if args.retriever else None
+    sys.stdout.write(table(bench, _pairs(args.eval), _pairs(args.train), retriever, args.train_mentions) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
