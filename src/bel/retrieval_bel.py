@@ -16,7 +16,7 @@ plain JSON and an ``.npz`` (loaded with ``allow_pickle=False``).
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
 import logging
 import os
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DEFAULT_NGRAM_RANGE = (3, 4)
+DEFAULT_MAX_DF: float | int | None = None
 _CONFIG_FILE = "retriever_config.json"
 _NAMES_FILE = "retriever_names.json"
 _VOCAB_FILE = "retriever_vocab.json"
@@ -106,7 +107,8 @@ class CandidateRetriever:
     @classmethod
     def build(cls, entity_ids: Sequence[str], names: Sequence[str], preferred: Sequence[bool] | None = None,
               aliases: Sequence[tuple[str, str]] = (), alias_sources: Sequence[str | None] | None = None,
-              ngram_range: tuple[int, int] = DEFAULT_NGRAM_RANGE) -> CandidateRetriever:
+              ngram_range: tuple[int, int] = DEFAULT_NGRAM_RANGE,
+              max_df: float | int | None = DEFAULT_MAX_DF) -> CandidateRetriever:
         """Index KB names (one row per distinct normalised name of each entity) and training aliases.
 
         ``preferred[i]`` marks the preferred name of its entity (default: the first name seen per entity).
@@ -164,10 +166,16 @@ class CandidateRetriever:
         data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * idf[indices_arr]
         matrix = sp.csr_matrix((data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
                                shape=(n_rows, n_cols))
+        grams = list(vocabulary)
+        if max_df is not None:
+            limit = max_df * n_rows if isinstance(max_df, float) else max_df
+            keep = np.flatnonzero(df <= max(limit, 1))
+            matrix, idf, grams = matrix[:, keep].tocsr(), idf[keep], [grams[i] for i in keep]
+            logger.info("max_df=%s dropped %d of %d n-grams", max_df, n_cols - len(keep), n_cols)
         matrix = _l2_normalize(matrix)
         logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", n_rows, sum(row_alias),
                     len(set(row_entity)), n_cols)
-        return cls(ngram_range=ngram_range, vocabulary=list(vocabulary), idf=idf, matrix=matrix, row_entity=row_entity,
+        return cls(ngram_range=ngram_range, vocabulary=grams, idf=idf, matrix=matrix, row_entity=row_entity,
                    row_name=row_name, row_preferred=np.array(row_preferred, dtype=bool),
                    row_alias=np.array(row_alias, dtype=bool), alias_sources=sources)
 
@@ -219,10 +227,11 @@ class CandidateRetriever:
                     excluded = exclude_sources[index] if exclude_sources is not None else None
                     if excluded:
                         ranked.append((index, self._rank(text, rows, row_scores, top_k, excluded)))
-                    else:
-                        if shared is None:
-                            shared = self._rank(text, rows, row_scores, top_k, None)
-                        ranked.append((index, [dataclasses.replace(c) for c in shared]))
+                    elif shared is None:
+                        shared = self._rank(text, rows, row_scores, top_k, None)
+                        ranked.append((index, shared))
+                    else:  # every mention owns its Candidate objects
+                        ranked.append((index, [copy.copy(c) for c in shared]))
             return ranked
 
         threads = num_threads or min(2, os.cpu_count() or 1)
@@ -247,10 +256,13 @@ class CandidateRetriever:
     def _rank(self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int,
               excluded: Collection[str] | None) -> list[Candidate]:
         exact_rows = np.asarray(self._exact.get(exact_key(mention), []), dtype=np.int64)
-        limit = max(4 * top_k, top_k + 64)
+        limit = max(8 * top_k, top_k + 64)  # rows, not entities: MeSH has ~9 names per entity
         while True:
             if len(rows) > limit:
-                threshold = np.partition(row_scores, len(row_scores) - limit)[len(row_scores) - limit]
+                # Exact top-`limit` threshold; partition only the rows above half the best score when they suffice.
+                high = row_scores[row_scores >= 0.5 * row_scores.max()]
+                pool_source = high if len(high) >= limit else row_scores
+                threshold = np.partition(pool_source, len(pool_source) - limit)[len(pool_source) - limit]
                 keep = row_scores >= threshold
                 pool, pool_scores = rows[keep].astype(np.int64), row_scores[keep]
             else:
@@ -263,9 +275,14 @@ class CandidateRetriever:
             pool, pool_scores, is_exact = pool[visible], pool_scores[visible], is_exact[visible]
             order = np.lexsort((pool, self._row_entity_rank[pool], ~self.row_preferred[pool], self.row_alias[pool],
                                 -np.round(pool_scores.astype(np.float64), 6), ~is_exact))
-            ranks = self._row_entity_rank[pool[order]]
-            _, first = np.unique(ranks, return_index=True)
-            best = order[np.sort(first)][:top_k]
+            seen: set[int] = set()
+            best = []
+            for position, rank in zip(order.tolist(), self._row_entity_rank[pool[order]].tolist(), strict=True):
+                if rank not in seen:
+                    seen.add(rank)
+                    best.append(position)
+                    if len(best) == top_k:
+                        break
             if len(best) >= top_k or len(rows) <= limit:
                 break
             limit *= 4
