@@ -69,10 +69,11 @@ class Candidate:
 class CandidateRetriever:
     """Char n-gram TF-IDF retriever over KB names plus training aliases; build with :meth:`build`."""
 
-    def __init__(self, *, ngram_range: tuple[int, int], vocabulary: list[str], idf: np.ndarray, matrix: sp.csr_matrix,
+    def __init__(self, *, ngram_range: tuple[int, int], max_df: float | int | None = None, vocabulary: list[str], idf: np.ndarray, matrix: sp.csr_matrix,
                  row_entity: list[str], row_name: list[str], row_preferred: np.ndarray, row_alias: np.ndarray,
                  alias_sources: dict[int, list[str]]) -> None:
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.max_df = max_df
         self.vocabulary = vocabulary
         self._column = {gram: i for i, gram in enumerate(vocabulary)}
         self.idf = idf.astype(np.float32)
@@ -175,7 +176,7 @@ class CandidateRetriever:
         matrix = _l2_normalize(matrix)
         logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", n_rows, sum(row_alias),
                     len(set(row_entity)), n_cols)
-        return cls(ngram_range=ngram_range, vocabulary=grams, idf=idf, matrix=matrix, row_entity=row_entity,
+        return cls(ngram_range=ngram_range, max_df=max_df, vocabulary=grams, idf=idf, matrix=matrix, row_entity=row_entity,
                    row_name=row_name, row_preferred=np.array(row_preferred, dtype=bool),
                    row_alias=np.array(row_alias, dtype=bool), alias_sources=sources)
 
@@ -319,7 +320,8 @@ class CandidateRetriever:
         """Write the index as plain files (JSON + ``.npz``) into ``directory``."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        config = {"format_version": FORMAT_VERSION, "ngram_range": list(self.ngram_range), "num_rows": len(self),
+        config = {"format_version": FORMAT_VERSION, "ngram_range": list(self.ngram_range), "max_df": self.max_df,
+                  "num_rows": len(self),
                   "num_entities": len(self._entities), "num_ngrams": len(self.vocabulary)}
         (path / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (path / _VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
@@ -342,7 +344,7 @@ class CandidateRetriever:
         with np.load(path / _ARRAYS_FILE, allow_pickle=False) as arrays:
             matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
                                    shape=tuple(int(x) for x in arrays["shape"]))
-            return cls(ngram_range=tuple(config["ngram_range"]), vocabulary=vocabulary, idf=arrays["idf"],
+            return cls(ngram_range=tuple(config["ngram_range"]), max_df=config.get("max_df"), vocabulary=vocabulary, idf=arrays["idf"],
                        matrix=matrix, row_entity=names["entity_ids"], row_name=names["names"],
                        row_preferred=arrays["preferred"], row_alias=arrays["alias"],
                        alias_sources={int(k): v for k, v in names["alias_sources"].items()})
