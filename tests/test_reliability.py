@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bel.linking import iter_documents
+from bel.linking import iter_documents, link_file
 from bel.pipeline_bel import MentionMatcher
 
 from .test_link_cli import bel, write_pubtator_corpus
@@ -134,11 +134,10 @@ def test_pubtator_errors_name_file_and_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ crash, determinism
-def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, tmp_path):
+def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, linker, tmp_path):
     source = tmp_path / "in.pubtator"
     write_pubtator_corpus(source, copies=30)  # 150 documents
-    reference = tmp_path / "reference.jsonl"
-    assert bel("link", str(linker_dir), str(source), "--output", str(reference), "--batch-size", "4").returncode == 0
+    reference = link_file(linker, source, tmp_path / "reference.jsonl", batch_size=16)
 
     out = tmp_path / "out.jsonl"
     sidecar = tmp_path / "out.jsonl.part-0-of-1.jsonl.progress.json"
@@ -162,14 +161,16 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pubtator", "out.jsonl", "reference.jsonl"]
 
 
-def test_output_is_byte_identical_across_runs_and_batch_sizes(linker_dir, tmp_path):
+def test_output_is_byte_identical_across_runs_and_batch_sizes(linker_dir, linker, tmp_path):
+    """`bel link` (batch 5) == in-process link_file (batch 1 and 3, twice); the SIGKILL test also compares runs."""
     source = tmp_path / "in.pubtator"
     write_pubtator_corpus(source, copies=4)
-    outputs = []
-    for k, batch_size in enumerate(["1", "5"]):
-        out = tmp_path / f"out{k}.jsonl"
-        assert bel("link", str(linker_dir), str(source), "--output", str(out), "--batch-size", batch_size,
-                   "--top-k", "4").returncode == 0
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]  # repeat runs: see the SIGKILL test's reference comparison
+    out = tmp_path / "cli.jsonl"
+    assert bel("link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "5",
+               "--top-k", "4").returncode == 0
+    outputs = [out.read_bytes()]
+    for k, batch_size in enumerate([1, 3, 3]):
+        outputs.append(link_file(linker, source, tmp_path / f"api{k}.jsonl", batch_size=batch_size,
+                                 top_k=4).read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
     assert b'"score": ' in outputs[0]

@@ -289,3 +289,21 @@ def wait_for_shards(settings: LinkSettings, world: int, timeout: float = 24 * 36
             if time.monotonic() > deadline:
                 raise TimeoutError(f"shard {rank} did not finish")
             time.sleep(0.2)
+
+
+def link_file(linker, input: str | os.PathLike, output: str | os.PathLike, *, input_format: str | None = None,
+              output_format: str | None = None, batch_size: int = 8, top_k: int = 5, txt_mode: str = "line",
+              detect_mentions: bool = False, progress: bool = False) -> Path:
+    """Link a whole file in this process (what `bel link` does with one process); returns the output path.
+
+    `linker` is an [`EntityLinkingPipeline`] (e.g. from `bel.load_linker`); its checkpoint path is part of the resume
+    fingerprint.
+    """
+    source, target = Path(input), Path(output)
+    settings = LinkSettings(
+        model=str(getattr(linker.model, "name_or_path", "")), input=source, output=target,
+        input_format=input_format or guess_format(source, INPUT_FORMATS),
+        output_format=output_format or guess_format(target, OUTPUT_FORMATS), batch_size=batch_size, top_k=top_k,
+        txt_mode=txt_mode, detect_mentions=detect_mentions)
+    link_shard(linker, settings, progress=progress)
+    return merge_shards(settings, 1)
