@@ -117,3 +117,18 @@ def test_bad_input_gives_a_clear_error(corpus, tmp_path):
     result = bel("link", str(model), str(bad), "--output", str(tmp_path / "out.pubtator"))
     assert result.returncode == 2 and f"{bad}:4" in result.stderr
     assert not (tmp_path / "out.pubtator").exists()
+
+
+@pytest.mark.parametrize("suffix", [".xml", ".json"])
+def test_bioc_round_trip(corpus, tmp_path, suffix):
+    from bel import load_linker
+    from bel.data.bioc_io import read_bioc, write_bioc
+    from bel.linking import link_file
+
+    model, source, count = corpus
+    bioc_in = tmp_path / f"in{suffix}"
+    write_bioc(read_pubtator(source), bioc_in)
+    out = link_file(load_linker(model), bioc_in, tmp_path / f"out{suffix}")
+    linked = read_bioc(out)
+    assert sum(len(d.mentions) for d in linked) == count
+    assert all(m.ids for d in linked for m in d.mentions)

@@ -164,3 +164,12 @@ def test_pickle_only_checkpoint_is_refused(linker_dir, tmp_path):
     torch.save({}, pickled / "pytorch_model.bin")
     with pytest.raises(ValueError, match="only as pickle.*pytorch_model.bin"):
         load_linker(pickled)
+
+
+def test_candidate_text_matches_training():
+    examples = pytest.importorskip("bel.examples")
+    from bel.pipeline_bel import candidate_text
+    from bel.retrieval_bel import Candidate
+
+    for name, preferred in [("breast cancer", "Breast Neoplasms"), ("Fever", "fever"), ("rash", "")]:
+        assert candidate_text(name, preferred) == examples.candidate_text(Candidate("X:1", name, preferred, 0.5))

@@ -239,7 +239,7 @@ def merge_shards(settings: LinkSettings, world: int) -> Path:
         state = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
         if not state.get("done") or state.get("fingerprint") != settings.fingerprint(world):
             raise RuntimeError(f"shard {work} is not finished; rerun the same command to resume.")
-    tmp = output.with_name(output.name + ".tmp")
+    tmp = output.with_name(f"{output.stem}.tmp{output.suffix}")  # keeps the extension (BioC JSON vs XML)
     handles = [open(work, encoding="utf-8") for work, _ in paths]  # noqa: SIM115 (closed below)
     documents = []
     try:
