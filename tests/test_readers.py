@@ -236,3 +236,21 @@ def test_real_kbs_for_datasets() -> None:
     test_ids = {i for d in load_corpus("ncbi-disease", "test", root) for m in d.mentions for i in m.ids}
     medic = load_kb("ncbi-disease", root)
     assert len(test_ids) >= 200 and all(i in medic for i in test_ids)
+
+
+def test_load_corpus_and_kb_from_a_data_dir_layout(tmp_path: Path) -> None:
+    (tmp_path / "bc5cdr").mkdir()
+    (tmp_path / "ncbi_disease").mkdir()
+    for split_file in ("CDR_TrainingSet.PubTator.txt", "CDR_TestSet.PubTator.txt"):
+        (tmp_path / "bc5cdr" / split_file).write_bytes(BC5CDR_FIXTURE.read_bytes())
+    (tmp_path / "ncbi_disease" / "medic_06Jul2012.txt").write_bytes((FIXTURES / "bel_mini_medic.txt").read_bytes())
+    chemicals = load_corpus("bc5cdr-chemical", "test", tmp_path)
+    diseases = load_corpus("bc5cdr-disease", "train", tmp_path)
+    assert [m.text for m in chemicals[0].mentions] == ["Lithium", "Lithium carbonate", "lithium"]
+    assert {m.type for m in diseases[0].mentions} == {"Disease"} and len(diseases[0].mentions) == 2
+    assert chemicals[0].relations == []
+    assert len(load_kb("bc5cdr-disease", tmp_path, kb="medic")) == 6
+    with pytest.raises(FileNotFoundError):
+        load_corpus("bc5cdr-chemical", "dev", tmp_path)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_corpus("bc5cdr-chemical", "validation", tmp_path)
