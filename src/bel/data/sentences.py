@@ -15,8 +15,9 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False)
 
 
-def _raw_sentence_starts(text: str) -> list[int]:
-    """Start offsets of pysbd's sentences, recovered by searching each sentence in order."""
+@functools.lru_cache(maxsize=8192)
+def _raw_sentence_starts(text: str) -> tuple[int, ...]:
+    """Start offsets of pysbd's sentences, recovered by searching each sentence in order (cached: pysbd is slow)."""
     starts: list[int] = []
     cursor = 0
     for sentence in _segmenter().segment(text):
@@ -28,7 +29,7 @@ def _raw_sentence_starts(text: str) -> list[int]:
             break
         starts.append(found)
         cursor = found + len(stripped)
-    return starts
+    return tuple(starts)
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -47,8 +48,7 @@ def sentence_spans(text: str, mentions: Sequence[tuple[int, int]] = (), offset: 
     """
     if not text.strip():
         return []
-    starts = _raw_sentence_starts(text) or [0]
-    starts[0] = 0
+    starts = [0, *_raw_sentence_starts(text)[1:]]
     bounds = [*starts[1:], len(text)]
     spans = [s for s in (_strip(text, a, b) for a, b in zip(starts, bounds, strict=True)) if s is not None]
     merged: list[tuple[int, int]] = []
