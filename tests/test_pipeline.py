@@ -173,3 +173,8 @@ def test_candidate_text_matches_training():
 
     for name, preferred in [("breast cancer", "Breast Neoplasms"), ("Fever", "fever"), ("rash", "")]:
         assert candidate_text(name, preferred) == examples.candidate_text(Candidate("X:1", name, preferred, 0.5))
+
+
+def test_matcher_abbreviations_need_their_case_and_stopwords_never_match():
+    matcher = MentionMatcher(["IS", "AN", "DM", "an", "Fever"])
+    assert matcher.find("DM is an IS fever; dm AN.") == [(0, 2), (9, 11), (12, 17), (22, 24)]

@@ -33,6 +33,11 @@ RETRIEVER_DIR = "retriever"
 RETRIEVER_FILES = ("retriever_config.json", "retriever_names.json", "retriever_vocab.json", "retriever_index.npz")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 Span = tuple[int, int]
+_FUNCTION_WORDS = (
+    "a an and are as at be but by can did do for from had has have he her his i if in into is it its may "
+    "no not of on or our she so that the their them then there these they this to up was we were which "
+    "who will with you"
+)
 
 
 def candidate_text(name: str, preferred_name: str) -> str:
@@ -52,25 +57,35 @@ class MentionMatcher:
     """Longest-match, case-insensitive dictionary matcher over word tokens (a token trie; standard library only).
 
     Tokens are runs of word characters or single punctuation marks, so matches always start and end at word
-    boundaries. Overlaps are resolved left to right, longest match first.
+    boundaries. Overlaps are resolved left to right, longest match first. Short all-capital names (abbreviations
+    such as `AN` or `IS`, up to `acronym_length` characters) match only with the same case, and single-word names that
+    are common English function words match only as such abbreviations.
 
-    >>> matcher = MentionMatcher(["breast cancer", "cancer", "Fever"])
-    >>> matcher.find("Breast cancer and fever.")
-    [(0, 13), (18, 23)]
+    >>> matcher = MentionMatcher(["breast cancer", "cancer", "Fever", "IS"])
+    >>> matcher.find("Breast cancer is a fever.")
+    [(0, 13), (19, 24)]
     """
 
     _END = ""
+    STOPWORDS = frozenset(_FUNCTION_WORDS.split())
 
-    def __init__(self, names: Iterable[str], min_length: int = 2) -> None:
+    def __init__(self, names: Iterable[str], min_length: int = 2, acronym_length: int = 5) -> None:
         self.root: dict = {}
         for name in names:
+            name = name.strip()
             tokens = _TOKEN.findall(name.casefold())
-            if not tokens or len(name.strip()) < min_length:
+            acronym = len(name) <= acronym_length and name.isupper()
+            if not tokens or len(name) < min_length or (len(tokens) == 1 and tokens[0] in self.STOPWORDS
+                                                        and not acronym):
                 continue
             node = self.root
             for token in tokens:
                 node = node.setdefault(token, {})
-            node[self._END] = True
+            if acronym:
+                if node.get(self._END) is not True:
+                    node.setdefault(self._END, set()).add(name)
+            else:
+                node[self._END] = True
 
     def find(self, text: str) -> list[Span]:
         """Character spans of the longest non-overlapping matches in `text`, left to right."""
@@ -81,7 +96,8 @@ class MentionMatcher:
             while j < len(tokens) and tokens[j][2] in node:
                 node = node[tokens[j][2]]
                 j += 1
-                if self._END in node:
+                end = node.get(self._END)
+                if end is True or (end and text[tokens[i][0] : tokens[j - 1][1]] in end):
                     best = j
             if best > i:
                 spans.append((tokens[i][0], tokens[best - 1][1]))
