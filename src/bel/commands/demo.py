@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-candidates", type=int, default=8, help="Candidates per mention (default 8).")
     parser.add_argument("--max-train-documents", type=int, default=60, help="Training documents (default 60).")
     parser.add_argument("--epochs", type=int, default=1, help="Training epochs (default 1).")
+    parser.add_argument("--no-retrieval-score", action="store_true",
+                        help="Do not feed the retriever's score to the scorer (by default the reranker starts from it).")
     parser.add_argument("--text", default=EXAMPLE, help="Text to link after training.")
 
 
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, encoder=args.encoder, mode=args.mode,
                              num_candidates=args.num_candidates, epochs=args.epochs,
                              max_train_documents=args.max_train_documents, eval_max_documents=30,
+                             use_retrieval_score=not args.no_retrieval_score,
                              output_dir=str(output_dir / "training"))
         best = train(config)
         checkpoint = output_dir / "linker"
