@@ -177,3 +177,19 @@ def test_crash_and_resume_matches_uninterrupted_run(encoder_dir, tmp_path):
     assert a.keys() == b.keys()
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-4  # training did move the weights
+
+
+def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
+    from bel.training import TrainConfig, train
+
+    config = TrainConfig(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir),
+                         output_dir=str(tmp_path / "run"), num_candidates=4, mode="mention", batch_size=2000,
+                         epochs=4, learning_rate=0.0, warmup_ratio=0.0, early_stopping_patience=1,
+                         max_train_documents=4, log_every=1)
+    best = train(config)
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    # lr 0: dev Acc@1 never improves after epoch 0, so patience 1 stops after epoch 1 and epoch 0 stays the best
+    assert [h["epoch"] for h in summary["history"]] == [0, 1] and summary["best_epoch"] == 0
+    assert summary["history"][0]["dev/acc@1"] == summary["history"][1]["dev/acc@1"]
+    assert best == tmp_path / "run" / "best" and (best / "config.json").is_file()
+    assert json.loads((best / "config.json").read_text())["mode"] == "mention"
