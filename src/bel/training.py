@@ -76,16 +76,15 @@ class TrainConfig:
 def _data(config: TrainConfig, log):
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
 
-    train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
-    if config.max_train_documents:
-        train_docs = train_docs[: config.max_train_documents]
+    all_train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
+    train_docs = all_train_docs[: config.max_train_documents] if config.max_train_documents else all_train_docs
     dev_docs = []
     if config.dev_file or config.dataset:
         dev_docs = load_documents(config.dataset, "dev", config.data_dir, config.dev_file)
         if config.eval_max_documents:
             dev_docs = dev_docs[: config.eval_max_documents]
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
-    retriever = build_retriever(kb, train_docs)
+    retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
     train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
     dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
     log.info("%d training documents (%d mentions), %d dev documents", len(train),
