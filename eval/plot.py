@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         if row.get("ideal_ratio"):
             ax.plot([row["ideal_ratio"]], [y], marker="|", color="grey", markersize=12)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, rotation=30)
-    lines = [(e["retriever_acc@1"], f"retriever alone, same {e['evaluated']} mentions as {n}", "--")
+    lines = [(e["retriever_acc@1"], f"{n} checkpoint's own retriever, same {e['evaluated']} mentions", "--")
              for n, e in evals.items()]
     if retriever:
-        lines.append((retriever["acc@1"], f"retriever alone, all {retriever['evaluated']} test mentions", ":"))
+        lines.append((retriever["acc@1"], f"retriever alone (all training aliases), {retriever['evaluated']} mentions", ":"))
     for value, label, style in lines:
         ax.axhline(value, linestyle=style, color="tab:red", linewidth=1)
         ax.text(0.02, value + 0.002, label, color="tab:red", fontsize=7, transform=ax.get_yaxis_transform())
