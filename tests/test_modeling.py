@@ -124,3 +124,21 @@ def test_score_returns_one_score_per_candidate_in_every_mode(bert_model, bert_to
     for mode in ("mention", "sentence", "document"):
         scores = bert_model.score(bert_tokenizer, [doc, other], mode=mode, max_tokens=1000)
         assert [[len(s) for s in d] for d in scores] == [[5] * 7, [2]]
+
+
+def test_untrained_model_with_retrieval_scores_ranks_as_the_retriever(bert_tokenizer, tmp_path):
+    model = tiny_model(bert_tokenizer, use_retrieval_score=True, seed=5)
+    doc = sample_document(num_candidates=6)
+    retrieval = [[0.9 - 0.1 * ((c + m) % 6) for c in range(6)] for m in range(len(doc.mentions))]
+    doc = LinkingInput(doc.text, doc.mentions, doc.candidates, candidate_scores=retrieval)
+    for mode in ("pair", "sentence"):
+        scores = model.score(bert_tokenizer, [doc], mode=mode)
+        for mention, row in enumerate(scores[0]):
+            assert sorted(range(6), key=lambda c: -row[c]) == sorted(range(6), key=lambda c: -retrieval[mention][c])
+    with torch.no_grad():
+        model.scorer.weight.normal_(0, 0.5)  # as after training: the reload must keep it, not re-zero it
+    model.save_pretrained(tmp_path)
+    reloaded = BelForMultiCandidateLinking.from_pretrained(tmp_path).eval()
+    assert torch.equal(reloaded.scorer.weight, model.scorer.weight)
+    assert torch.equal(reloaded.retrieval_weight, model.retrieval_weight)
+    assert reloaded.score(bert_tokenizer, [doc], mode="sentence") == model.score(bert_tokenizer, [doc], mode="sentence")

@@ -38,8 +38,9 @@ class BelConfig(PreTrainedConfig):
             Mentions whose best score is below this threshold are NIL (no KB entry). `None` never predicts NIL.
         use_retrieval_score (`bool`, *optional*, defaults to `False`):
             Add the retriever's score of each candidate, times a learned weight, to its logit.
-        retrieval_score_init (`float`, *optional*, defaults to 1.0):
-            Initial value of that weight.
+        retrieval_score_init (`float`, *optional*, defaults to 10.0):
+            Initial value of that weight. With retrieval scores on, the scorer starts at zero, so an untrained model
+            ranks exactly as the retriever does and this weight only sets how peaked its softmax is.
         scorer_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the slot hidden states before the scorer.
         bel_version (`str`, *optional*):
@@ -72,7 +73,7 @@ class BelConfig(PreTrainedConfig):
         loss: str = "listwise",
         nil_threshold: float | None = None,
         use_retrieval_score: bool = False,
-        retrieval_score_init: float = 1.0,
+        retrieval_score_init: float = 10.0,
         scorer_dropout: float = 0.1,
         bel_version: str | None = None,
         **kwargs,

@@ -46,7 +46,10 @@ class BelPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, BelForMultiCandidateLinking):
             if module.retrieval_weight is not None:
+                # start exactly at the retriever's ranking: the scorer adds nothing until training moves it
                 init.constant_(module.retrieval_weight, float(self.config.retrieval_score_init))
+                init.zeros_(module.scorer.weight)
+                init.zeros_(module.scorer.bias)
             return
         encoder = getattr(self, "encoder", None)
         if encoder is not None and hasattr(encoder, "_init_weights"):
