@@ -193,3 +193,14 @@ def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
     assert summary["history"][0]["dev/acc@1"] == summary["history"][1]["dev/acc@1"]
     assert best == tmp_path / "run" / "best" and (best / "config.json").is_file()
     assert json.loads((best / "config.json").read_text())["mode"] == "mention"
+
+
+def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_tokenizer):
+    from bel.training import TrainConfig, parameter_groups
+
+    from .conftest import tiny_model
+
+    model = tiny_model(bert_tokenizer, use_retrieval_score=True)
+    groups = parameter_groups(model, TrainConfig(learning_rate=2e-5))
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert groups[-1]["params"] == [model.retrieval_weight] and groups[-1]["lr"] == 2e-5 * 100

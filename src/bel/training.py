@@ -118,8 +118,9 @@ def parameter_groups(model, config: TrainConfig) -> list[dict]:
     (at the encoder's learning rate it would barely move from its initial value in a few epochs)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     special = [p for n, p in named if n.endswith("retrieval_weight")]
-    no_decay = [p for n, p in named if any(k in n for k in ("bias", "LayerNorm", "norm")) and p not in special]
-    decay = [p for n, p in named if not any(k in n for k in ("bias", "LayerNorm", "norm")) and p not in special]
+    plain = [(n, p) for n, p in named if not n.endswith("retrieval_weight")]
+    no_decay = [p for n, p in plain if any(k in n for k in ("bias", "LayerNorm", "norm"))]
+    decay = [p for n, p in plain if not any(k in n for k in ("bias", "LayerNorm", "norm"))]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if special:
         groups.append({"params": special, "weight_decay": 0.0, "lr": config.learning_rate * 100})
