@@ -35,7 +35,8 @@ class BelConfig(PreTrainedConfig):
         loss (`str`, *optional*, defaults to `"listwise"`):
             `"listwise"` (softmax over one mention's candidates) or `"pointwise"` (binary cross-entropy per slot).
         nil_threshold (`float`, *optional*):
-            Mentions whose best score is below this threshold are NIL (no KB entry). `None` never predicts NIL.
+            A mention whose best candidate's probability (softmax over that mention's candidates) is below this
+            threshold is NIL (no KB entry). `None` never predicts NIL.
         use_retrieval_score (`bool`, *optional*, defaults to `False`):
             Add the retriever's score of each candidate, times a learned weight, to its logit.
         retrieval_score_init (`float`, *optional*, defaults to 10.0):
