@@ -203,4 +203,6 @@ def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_t
     model = tiny_model(bert_tokenizer, use_retrieval_score=True)
     groups = parameter_groups(model, TrainConfig(learning_rate=2e-5))
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    assert groups[-1]["params"] == [model.retrieval_weight] and groups[-1]["lr"] == 2e-5 * 100
+    head = {id(p) for p in groups[-1]["params"]}
+    assert head == {id(model.retrieval_weight), id(model.scorer.weight), id(model.scorer.bias)}
+    assert groups[-1]["lr"] == 2e-5 * 20
