@@ -70,7 +70,9 @@ def iter_documents(path: Path, fmt: str, txt_mode: str = "line") -> Iterator[Doc
 
             yield from iter_pubtator(path)
         elif fmt == "jsonl":
-            yield from _iter_jsonl(path)
+            from bel.data.jsonl import iter_jsonl
+
+            yield from iter_jsonl(path)
         elif fmt == "bioc":
             from bel.data.bioc_io import read_bioc
 
@@ -96,23 +98,6 @@ def _iter_txt(path: Path, txt_mode: str) -> Iterator[Document]:
             line = line.rstrip("\n").rstrip("\r")
             if line.strip():
                 yield Document(id=str(line_no), passages=[Passage("text", 0, line)])
-
-
-def _iter_jsonl(path: Path) -> Iterator[Document]:
-    from bel.data.jsonl import JsonlFormatError, parse_document
-
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise JsonlFormatError(f"{where}: expected a JSON object")
-                yield parse_document(record, where, default_id=str(line_no))
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise JsonlFormatError(f"{where}: {error}") from None
 
 
 def _utf8_message(path: Path, error: UnicodeDecodeError) -> str:

@@ -1,1 +1,20 @@
 """Subcommands of the `bel` command line, one module each (see bel.cli)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def write_json_result(result: dict, output: str | None) -> None:
+    """Write a command's JSON result to `output` (parents created), or print it when no output is given."""
+    text = json.dumps(result, indent=2)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        logger.info("wrote %s", output)
+    else:
+        print(text)

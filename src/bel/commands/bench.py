@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
+
+from bel.commands import write_json_result
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,5 @@ def run(args: argparse.Namespace) -> int:
     )
     result["settings"].update({"dataset": args.dataset, "split": args.split, "num_candidates": args.num_candidates,
                                "encoder": str(args.model or encoder)})
-    text = json.dumps(result, indent=2)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        logger.info("wrote %s", args.output)
-    else:
-        print(text)
+    write_json_result(result, args.output)
     return 0

@@ -6,9 +6,9 @@ Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
+
+from bel.commands import write_json_result
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,5 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode, template=args.template,
                                     max_tokens=args.max_tokens)
     metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs)})
-    text = json.dumps(metrics, indent=2)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        logger.info("wrote %s", args.output)
-    else:
-        print(text)
+    write_json_result(metrics, args.output)
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from bel.data.document import Document, Mention, Passage
@@ -60,9 +60,8 @@ def document_to_json(doc: Document) -> dict:
     }
 
 
-def read_jsonl(path: str | os.PathLike) -> list[Document]:
-    """Read one document per non-empty line."""
-    docs = []
+def iter_jsonl(path: str | os.PathLike) -> Iterator[Document]:
+    """Stream one document per non-empty line; a bad line raises JsonlFormatError naming file and line."""
     with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
@@ -72,12 +71,17 @@ def read_jsonl(path: str | os.PathLike) -> list[Document]:
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise JsonlFormatError(f"{where}: expected a JSON object")
-                docs.append(parse_document(record, where, default_id=str(line_no)))
+                document = parse_document(record, where, default_id=str(line_no))
+            except JsonlFormatError:
+                raise
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                if isinstance(error, JsonlFormatError):
-                    raise
                 raise JsonlFormatError(f"{where}: {error}") from None
-    return docs
+            yield document
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Document]:
+    """Read one document per non-empty line."""
+    return list(iter_jsonl(path))
 
 
 def write_jsonl(docs: Iterable[Document], path: str | os.PathLike) -> None:
