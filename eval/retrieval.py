@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bel.data.datasets import DATASETS, load_corpus, load_kb
-from bel.retrieval_bel import CandidateRetriever
+from bel.retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
 
 KS = (1, 5, 16, 64)
 
@@ -45,6 +45,15 @@ def training_aliases(dataset: str, kb, data_dir: str | None) -> tuple[list[tuple
     return aliases, sources
 
 
+def mention_queries(documents) -> list[str]:
+    """Each mention's text with the short forms its document defines expanded (``--no-abbreviations``: as written)."""
+    queries = []
+    for doc in documents:
+        abbreviations = find_abbreviations(doc.text)
+        queries.extend(expand_abbreviations(m.text, abbreviations) for m in doc.mentions)
+    return queries
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     kb = load_kb(args.dataset, args.data_dir, kb=args.kb)
@@ -54,10 +63,12 @@ def evaluate(args: argparse.Namespace) -> dict:
                                          aliases=aliases, alias_sources=sources, ngram_range=tuple(args.ngram_range),
                                          max_df=args.max_df)
     build_seconds = time.perf_counter() - start
-    mentions = [m for doc in load_corpus(args.dataset, args.split, args.data_dir) for m in doc.mentions]
+    documents = load_corpus(args.dataset, args.split, args.data_dir)
+    mentions = [m for doc in documents for m in doc.mentions]
     top_k = max(args.top_k, *KS)
     start, cpu_start = time.perf_counter(), time.process_time()
-    results = retriever.search([m.text for m in mentions], top_k=top_k, batch_size=args.batch_size)
+    queries = [m.text for m in mentions] if args.no_abbreviations else mention_queries(documents)
+    results = retriever.search(queries, top_k=top_k, batch_size=args.batch_size)
     search_seconds, search_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     distinct = list(dict.fromkeys(m.text.lower() for m in mentions))  # worst case: no repeated surface forms
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -85,6 +96,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     return {
         "dataset": args.dataset, "split": args.split, "kb": args.kb or ("medic" if args.dataset == "ncbi-disease" else "mesh"),
         "kb_entities": len(kb), "indexed_names": len(retriever), "train_aliases": 0 if args.no_aliases else len(aliases),
+        "abbreviations_expanded": not args.no_abbreviations,
         "ngram_range": list(args.ngram_range), "mentions": len(mentions), "nil_mentions": nil,
         "evaluated_mentions": len(groups["all"]), "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
         "composite_mentions": len(groups["composite"]),
@@ -111,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-df", type=float, default=None,
                         help="drop n-grams found in more than this fraction of names (speed option; default keep all)")
     parser.add_argument("--no-aliases", action="store_true", help="index KB names only, no training aliases")
+    parser.add_argument("--no-abbreviations", action="store_true",
+                        help="query mentions as written (default: expand short forms defined in the document)")
     parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.ngram_range is None:

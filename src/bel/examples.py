@@ -20,7 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bel.retrieval_bel import Candidate, CandidateRetriever
+from bel.retrieval_bel import Candidate, CandidateRetriever, expand_abbreviations, find_abbreviations
 from bel.tokenization_bel import LinkingInput
 
 logger = logging.getLogger(__name__)
@@ -90,18 +90,22 @@ def build_examples(
     training: bool = False,
     seed: int = 0,
     retrieve_k: int | None = None,
+    abbreviations: bool = True,
 ) -> list[DocumentExample]:
     """One :class:`DocumentExample` per document with at least one (kept) mention.
 
     ``training=True`` excludes each document's own aliases, drops mentions without a KB gold id, injects missed gold
     entities and shuffles candidates. ``retrieve_k`` (>= ``num_candidates``) retrieves more entities for recall@k.
+    ``abbreviations`` queries the retriever with the short forms each document defines expanded ("DM" -> "myotonic
+    dystrophy" after "myotonic dystrophy (DM)"); the model still sees the mention as written.
     """
     rng = random.Random(seed)
     retrieve_k = max(retrieve_k or num_candidates, num_candidates)
     queries, owners = [], []
     for d, doc in enumerate(documents):
+        defined = find_abbreviations(doc.text) if abbreviations else {}
         for m, mention in enumerate(doc.mentions):
-            queries.append(mention.text)
+            queries.append(expand_abbreviations(mention.text, defined))
             owners.append((d, m))
     exclude = [{documents[d].id} for d, _ in owners] if training else None
     results = retriever.search(queries, top_k=retrieve_k, exclude_sources=exclude) if queries else []

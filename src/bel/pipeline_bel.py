@@ -24,7 +24,7 @@ from pathlib import Path
 
 from transformers import Pipeline
 
-from .retrieval_bel import CandidateRetriever
+from .retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
 from .tokenization_bel import LinkingInput, simple_sentence_spans
 
 logger = logging.getLogger(__name__)
@@ -257,11 +257,14 @@ class EntityLinkingPipeline(Pipeline):
     def _forward_many(self, documents: list[dict], num_candidates: int | None = None, mode: str | None = None) -> list:
         """Retrieve candidates for every mention of `documents` and rerank them in one batched `model.score` call."""
         num_candidates = num_candidates or self.model.config.num_candidates
-        strings = sorted({doc["text"][s:e] for doc in documents for s, e in doc["mentions"]})
+        for doc in documents:  # retrieve with the short forms the document defines expanded, as in training
+            defined = find_abbreviations(doc["text"])
+            doc["queries"] = [expand_abbreviations(doc["text"][s:e], defined) for s, e in doc["mentions"]]
+        strings = sorted({query for doc in documents for query in doc["queries"]})
         found = dict(zip(strings, self.retriever.search(strings, top_k=num_candidates), strict=True)) if strings else {}
         inputs, owners = [], []
         for d, doc in enumerate(documents):
-            doc["retrieved"] = [found[doc["text"][s:e]] for s, e in doc["mentions"]]
+            doc["retrieved"] = [found[query] for query in doc.pop("queries")]
             keep = [m for m, cands in enumerate(doc["retrieved"]) if cands]
             if not keep:
                 doc["logits"] = [[] for _ in doc["mentions"]]

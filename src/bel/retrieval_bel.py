@@ -362,3 +362,85 @@ def _l2_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 __all__ = ["Candidate", "CandidateRetriever", "exact_key", "normalize_name"]
+
+
+# --------------------------------------------------------------------------------------------------- abbreviations
+# Schwartz & Hearst (2003), "A simple algorithm for identifying abbreviation definitions in biomedical text": the
+# standard definition finder behind BioSyn/SapBERT-style normalisation (which use its C++ cousin Ab3P). Written here
+# because this file may import only the standard library, numpy and scipy.
+_PARENTHESIS = re.compile(r"\(([^()]{1,100})\)")
+_CLAUSE_END = re.compile(r"[.;:!?]\s|\n")
+
+
+def _is_short_form(text: str) -> bool:
+    return (2 <= len(text) <= 10 and len(text.split()) <= 2 and text[0].isalnum()
+            and any(c.isalpha() for c in text))
+
+
+def _best_long_form(short: str, long: str) -> str | None:
+    """The shortest end of ``long`` containing ``short``'s characters in order, its first one word-initially."""
+    s, at = len(short) - 1, len(long) - 1
+    while s >= 0:
+        char = short[s].lower()
+        if not char.isalnum():
+            s -= 1
+            continue
+        while at >= 0 and (long[at].lower() != char or (s == 0 and at > 0 and long[at - 1].isalnum())):
+            at -= 1
+        if at < 0:
+            return None
+        at, s = at - 1, s - 1
+    return long[long.rfind(" ", 0, at + 1) + 1 :]
+
+
+def _initials_long_form(short: str, words: list[str]) -> str | None:
+    """The last ``len(short)`` words when their initials are ``short``'s letters in any order ("myotonic dystrophy
+    (DM)", from the Latin "dystrophia myotonica"), the case Schwartz & Hearst's in-order match misses."""
+    letters = sorted(short.lower())
+    if not short.isalpha() or len(words) < len(letters):
+        return None
+    window = words[-len(letters) :]
+    return " ".join(window) if sorted(w[0].lower() for w in window) == letters else None
+
+
+def find_abbreviations(text: str) -> dict[str, str]:
+    """Short forms defined in ``text`` as ``long form (SF)`` (or ``SF (long form)``), mapped to their long form.
+
+    The first definition of a short form wins. Example::
+
+        >>> find_abbreviations("Myotonic dystrophy (DM) is common. DM patients ...")
+        {'DM': 'Myotonic dystrophy'}
+    """
+    found: dict[str, str] = {}
+    for match in _PARENTHESIS.finditer(text):
+        inner = re.split(r"[;,]\s", match.group(1))[0].strip()
+        clause = _CLAUSE_END.split(text[: match.start()])[-1].strip()
+        words = clause.split()
+        if not words or not inner:
+            continue
+        if _is_short_form(inner):
+            short, window = inner, words[-min(len(inner) + 5, 2 * len(inner)) :]
+            long = _best_long_form(short, " ".join(window)) or _initials_long_form(short, words)
+        elif len(inner.split()) > 2 and _is_short_form(words[-1]):  # "SF (long form)"
+            short, long = words[-1], _best_long_form(words[-1], inner)
+        else:
+            continue
+        if long and len(long) > len(short) and short.lower() not in long.lower().split():
+            found.setdefault(short, long.strip())
+    return found
+
+
+def expand_abbreviations(mention: str, abbreviations: dict[str, str]) -> str:
+    """``mention`` with each defined short form (or its plural) replaced by its long form, for retrieval queries.
+
+    A short form in parentheses after its long form (``"Myotonic dystrophy (DM)"``) is dropped instead.
+    """
+    if not abbreviations:
+        return mention
+
+    def drop(match: re.Match) -> str:
+        return "" if match.group(1).strip() in abbreviations else match.group(0)
+
+    short_forms = "|".join(re.escape(short) for short in sorted(abbreviations, key=len, reverse=True))
+    stripped = re.sub(r"\s*" + _PARENTHESIS.pattern, drop, mention).strip() or mention
+    return re.sub(rf"(?<!\w)({short_forms})s?(?!\w)", lambda m: abbreviations[m.group(1)], stripped)

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-documents", type=int, help="evaluate the first N documents only")
     parser.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per inference batch")
     parser.add_argument("--retriever-only", action="store_true", help="rank by the retriever alone (no model)")
+    parser.add_argument("--no-abbreviations", action="store_true",
+                        help="query the retriever with mentions as written (default: expand defined short forms)")
     parser.add_argument("--output", help="write the JSON metrics here (default: stdout)")
 
 
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
         retriever = build_retriever(kb, train)
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
-    examples = build_examples(docs, retriever, num_candidates, kb=kb, retrieve_k=64)
+    examples = build_examples(docs, retriever, num_candidates, kb=kb, retrieve_k=64,
+                              abbreviations=not args.no_abbreviations)
     if args.retriever_only:
         metrics = example_metrics(examples, None, retriever, num_candidates=num_candidates)
         metrics["mode"] = "retriever"
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             model.config.num_candidates = num_candidates
         metrics = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode, template=args.template,
                                     max_tokens=args.max_tokens)
-    metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs)})
+    metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs),
+                    "abbreviations_expanded": not args.no_abbreviations})
     write_json_result(metrics, args.output)
     return 0
