@@ -178,3 +178,13 @@ def test_candidate_text_matches_training():
 def test_matcher_abbreviations_need_their_case_and_stopwords_never_match():
     matcher = MentionMatcher(["IS", "AN", "DM", "an", "Fever"])
     assert matcher.find("DM is an IS fever; dm AN.") == [(0, 2), (9, 11), (12, 17), (22, 24)]
+
+
+def test_defined_short_forms_are_retrieved_by_their_long_form(linker):
+    text = "Patients with heart failure (HF) were followed. HF worsened in ten."
+    start = text.index("HF worsened")
+    out = linker({"text": text, "mentions": [{"start": start, "end": start + 2}]})
+    assert out[0]["text"] == "HF" and out[0]["candidates"]
+    assert "MESH:D006333" in {c["id"] for c in out[0]["candidates"]}
+    undefined = linker({"text": "HF worsened in ten.", "mentions": [{"start": 0, "end": 2}]})
+    assert "MESH:D006333" not in {c["id"] for c in undefined[0]["candidates"]}

@@ -373,8 +373,9 @@ _CLAUSE_END = re.compile(r"[.;:!?]\s|\n")
 
 
 def _is_short_form(text: str) -> bool:
+    # an upper-case letter keeps ordinary words ("the (tumour environment)") from being taken as short forms
     return (2 <= len(text) <= 10 and len(text.split()) <= 2 and text[0].isalnum()
-            and any(c.isalpha() for c in text))
+            and any(c.isupper() for c in text))
 
 
 def _best_long_form(short: str, long: str) -> str | None:
@@ -421,7 +422,7 @@ def find_abbreviations(text: str) -> dict[str, str]:
         if _is_short_form(inner):
             short, window = inner, words[-min(len(inner) + 5, 2 * len(inner)) :]
             long = _best_long_form(short, " ".join(window)) or _initials_long_form(short, words)
-        elif len(inner.split()) > 2 and _is_short_form(words[-1]):  # "SF (long form)"
+        elif len(inner.split()) >= 2 and _is_short_form(words[-1]):  # "SF (long form)"
             short, long = words[-1], _best_long_form(words[-1], inner)
         else:
             continue
