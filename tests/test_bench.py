@@ -43,11 +43,16 @@ def test_packing_saves_tokens_over_pair(inputs, bert_tokenizer):
 def test_run_benchmark_reports_every_mode_against_pair(inputs, bert_tokenizer):
     model = tiny_model(bert_tokenizer, num_candidates=4)
     result = run_benchmark(model, bert_tokenizer, inputs, modes=("pair", "mention", "sentence"),
-                           templates=("paper", "compact"), repeats=2, pair_sweep=(256, 1024), sweep_documents=1)
+                           templates=("paper", "compact"), repeats=2, pair_sweep=(256, 1024), sweep_documents=1,
+                           packed_sweep=(512, 2048))
     results = result["results"]
     assert set(results) == {"pair", "pair@bs2", "mention/paper", "mention/compact", "sentence/paper",
                             "sentence/compact"}
     assert result["settings"]["pair_max_tokens"] in (256, 1024)
+    sweeps = result["settings"]["packed_sweep_seconds"]
+    assert set(sweeps) == set(results) - {"pair", "pair@bs2"} and all(set(s) == {"512", "2048"} for s in sweeps.values())
+    for name, timings in sweeps.items():  # each packed mode runs with its fastest budget
+        assert results[name]["max_tokens"] == int(min(timings, key=timings.get))
     assert results["pair"]["speedup_vs_pair"] == 1.0 and results["pair"]["ideal_ratio"] == 1.0
     for name, row in results.items():
         for key in ("mentions_per_second", "sequences", "tokens", "padded_tokens", "speedup_vs_pair", "ideal_ratio"):

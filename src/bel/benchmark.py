@@ -5,7 +5,7 @@ pass (forward + backward + AdamW step with lr 0, so weights never change) over t
 sequences, real tokens and padded tokens, and the ratio to the ``pair`` baseline next to the token-count ideal
 (``tokens(pair) / tokens(mode)``). Repetitions are interleaved across configurations and medians reported, so a
 machine shared with other jobs slows every configuration alike. The ``pair`` baseline runs with the best token budget
-of a small sweep; ``pair@bs2`` is the reference code's batch size of 2; ``cross-encoder`` is a
+of a small sweep (packed modes get a sweep of their own with ``packed_sweep``); ``pair@bs2`` is the reference code's batch size of 2; ``cross-encoder`` is a
 ``sentence_transformers.CrossEncoder`` on the same encoder directory and the same (mention-in-context, candidate) pairs.
 
 JSON (``bel bench --output F.json``): ``{"settings": {...}, "results": {NAME: {...}}}`` with NAME ``pair``,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -79,22 +80,26 @@ def cross_encoder_pairs(inputs) -> list[tuple[str, str]]:
 def run_benchmark(model, tokenizer, inputs, *, modes=("pair", "mention", "sentence", "passage", "document"),
                   templates=("paper", "compact"), repeats: int = 3, max_tokens: int = 16384,
                   pair_sweep=(2048, 4096, 8192, 16384), sweep_documents: int = 2, train_inputs=None,
-                  train_max_tokens: int = 4096, cross_encoder: str | None = None) -> dict:
+                  train_max_tokens: int = 4096, cross_encoder: str | None = None,
+                  packed_sweep: Sequence[int] | None = None) -> dict:
     """Benchmark every (mode, template) on ``inputs`` (LinkingInputs); see the module docstring for the output."""
     model.eval()
     mentions = sum(len(doc.mentions) for doc in inputs)
     # warm-up (thread pools, allocator, first-call overheads) so the sweep's first budget is not penalised
     time_inference(model, tokenizer, inputs[:1], "pair", "paper", max(pair_sweep))
-    sweep = {}
-    for budget in pair_sweep:  # small sweep for the strongest pair baseline
-        sweep[budget] = time_inference(model, tokenizer, inputs[:sweep_documents], "pair", "paper", budget)
+    sweep = _budget_sweep(model, tokenizer, inputs[:sweep_documents], "pair", "paper", pair_sweep)
     best = min(sweep, key=sweep.get)
-    logger.info("pair token-budget sweep %s -> %d", {k: round(v, 2) for k, v in sweep.items()}, best)
     configs = {"pair": ("pair", "paper", best, 256), "pair@bs2": ("pair", "paper", best, 2)}
+    packed_sweeps = {}
     for mode in modes:
         for template in templates:
             if mode != "pair":
-                configs[f"{mode}/{template}"] = (mode, template, max_tokens, 256)
+                # the same sweep as the baseline: long packed sequences pad less in smaller length-sorted batches
+                budgets = packed_sweep or (max_tokens,)
+                packed_sweeps[f"{mode}/{template}"] = _budget_sweep(
+                    model, tokenizer, inputs[:sweep_documents], mode, template, budgets)
+                chosen = min(packed_sweeps[f"{mode}/{template}"], key=packed_sweeps[f"{mode}/{template}"].get)
+                configs[f"{mode}/{template}"] = (mode, template, chosen, 256)
     results = {name: {"mode": m, "template": t, "max_tokens": b, "max_batch_size": s,
                       **token_counts(tokenizer, inputs, m, t, model.config, b, s), "seconds_all": [],
                       "train_seconds_all": []} for name, (m, t, b, s) in configs.items()}
@@ -119,10 +124,19 @@ def run_benchmark(model, tokenizer, inputs, *, modes=("pair", "mention", "senten
             results["cross-encoder"]["batch_size"] = batch_size
     return {"settings": {"documents": len(inputs), "mentions": mentions, "repeats": repeats,
                          "pair_sweep_seconds": {str(k): v for k, v in sweep.items()}, "pair_max_tokens": best,
+                         "packed_sweep_seconds": {name: {str(k): v for k, v in timings.items()}
+                                                  for name, timings in packed_sweeps.items()},
                          "train_documents": len(train_inputs),
                          "train_mentions": sum(len(d.mentions) for d in train_inputs),
                          "threads": torch.get_num_threads()},
             "results": _summarise(results, mentions, sum(len(d.mentions) for d in train_inputs))}
+
+
+def _budget_sweep(model, tokenizer, inputs, mode: str, template: str, budgets) -> dict[int, float]:
+    """Inference seconds of ``mode`` per padded-token budget on a few documents (the benchmark picks the fastest)."""
+    timings = {budget: time_inference(model, tokenizer, inputs, mode, template, budget) for budget in budgets}
+    logger.info("%s/%s token-budget sweep %s", mode, template, {k: round(v, 2) for k, v in timings.items()})
+    return timings
 
 
 def _summarise(results: dict, mentions: int, train_mentions: int) -> dict:

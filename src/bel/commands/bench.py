@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=16384, help="padded-token budget of packed modes")
     parser.add_argument("--pair-sweep", type=int, nargs="+", default=[2048, 4096, 8192, 16384],
                         help="token budgets tried for the pair baseline")
+    parser.add_argument("--packed-sweep", type=int, nargs="+",
+                        help="token budgets tried for each packed mode (default: only --max-tokens)")
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--output", help="write the JSON result here (default: stdout)")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_benchmark(
         model, tokenizer, inputs, modes=args.modes, templates=args.templates, repeats=args.repeats,
         max_tokens=args.max_tokens, pair_sweep=args.pair_sweep, train_inputs=inputs[: args.train_documents],
-        cross_encoder=None if args.no_cross_encoder or args.model else encoder,
+        cross_encoder=None if args.no_cross_encoder or args.model else encoder, packed_sweep=args.packed_sweep,
     )
     result["settings"].update({"dataset": args.dataset, "split": args.split, "num_candidates": args.num_candidates,
                                "encoder": str(args.model or encoder)})
