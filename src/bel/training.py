@@ -43,6 +43,7 @@ class TrainConfig:
     num_candidates: int = 16
     loss: str = "listwise"
     use_retrieval_score: bool = False
+    retrieval_score_init: float = 10.0
     context_length: int = 64
     max_sequence_length: int = 512
     learning_rate: float = 3e-5
@@ -162,7 +163,7 @@ def train(config: TrainConfig) -> Path:
     model = BelForMultiCandidateLinking.from_encoder(
         encoder, tokenizer=tokenizer, mode=config.mode, template=config.template, num_candidates=config.num_candidates,
         loss=config.loss, use_retrieval_score=config.use_retrieval_score, context_length=config.context_length,
-        max_sequence_length=config.max_sequence_length,
+        max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
     )
     sequences = tokenizer.pack([e.input for e in train_examples], mode=config.mode,
                                max_length=config.max_sequence_length, context_length=config.context_length,
@@ -310,6 +311,8 @@ def add_train_arguments(parser) -> None:
         "checkpoint_every": "save a resumable checkpoint every N optimizer steps (0: never)",
         "stop_after_step": "debug: exit hard (os._exit) right after the checkpoint at this step",
         "push_to_hub": "Hub repo id to upload the best checkpoint to",
+        "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
+                                "values start at the retriever's ranking but leave the scorer little to learn",
     }
     for field in fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
