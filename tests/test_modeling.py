@@ -26,7 +26,9 @@ def scores_by_pair(model, tokenizer, documents, mode, template="paper", batch_si
     return result
 
 
-def test_pair_and_single_candidate_mention_mode_agree(bert_model, bert_tokenizer):
+@pytest.mark.parametrize("pooling", ["mask", "span"])
+def test_pair_and_single_candidate_mention_mode_agree(bert_tokenizer, pooling):
+    bert_model = tiny_model(bert_tokenizer, slot_pooling=pooling)
     doc = sample_document(num_candidates=5)
     singles = [LinkingInput(doc.text, doc.mentions, [[cands[c]] for cands in doc.candidates]) for c in range(5)]
     pair_scores = scores_by_pair(bert_model, bert_tokenizer, [doc], "pair", batch_size=7)
@@ -34,6 +36,23 @@ def test_pair_and_single_candidate_mention_mode_agree(bert_model, bert_tokenizer
         mention_scores = scores_by_pair(bert_model, bert_tokenizer, [single], "mention", batch_size=3)
         for (_, m, _), score in mention_scores.items():
             assert score == pytest.approx(pair_scores[(0, m, c)], abs=1e-5)
+
+
+def test_span_pooling_scores_the_mean_of_mask_and_candidate_name(bert_tokenizer):
+    model = tiny_model(bert_tokenizer, slot_pooling="span")
+    doc = sample_document(num_candidates=4)
+    batch = bert_tokenizer.pad_packed(bert_tokenizer.pack([doc], mode="mention", template="compact"))
+    with torch.no_grad():
+        logits = model(**batch).logits
+        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               token_type_ids=batch["token_type_ids"]).last_hidden_state
+    row, slot = 1, 2
+    start, end = batch["slot_positions"][row, slot].item(), batch["slot_ends"][row, slot].item()
+    assert end - start >= 2
+    expected = model.scorer(hidden[row, start:end].mean(0)).item()
+    assert logits[row, slot].item() == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="slot_ends"):
+        model(**{k: v for k, v in batch.items() if k != "slot_ends"})
 
 
 def test_packed_modes_score_every_pair_with_finite_logits(bert_model, bert_tokenizer):
@@ -67,9 +86,9 @@ def test_listwise_loss_matches_cross_entropy_per_mention():
     assert pointwise.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("loss", ["listwise", "pointwise"])
-def test_training_step_lowers_the_loss(bert_tokenizer, loss):
-    model = tiny_model(bert_tokenizer, loss=loss, use_retrieval_score=True).train()
+@pytest.mark.parametrize(("loss", "pooling"), [("listwise", "mask"), ("pointwise", "mask"), ("listwise", "span")])
+def test_training_step_lowers_the_loss(bert_tokenizer, loss, pooling):
+    model = tiny_model(bert_tokenizer, loss=loss, use_retrieval_score=True, slot_pooling=pooling).train()
     doc = sample_document(num_candidates=4)
     labels = [[1.0 if c == m % 4 else 0.0 for c in range(4)] for m in range(len(doc.mentions))]
     scores = [[0.5] * 4 for _ in doc.mentions]
@@ -99,6 +118,8 @@ def test_config_round_trip_and_validation(tmp_path):
     assert loaded.bel_version
     with pytest.raises(ValueError, match="mode"):
         BelConfig(mode="paragraph")
+    with pytest.raises(ValueError, match="slot_pooling"):
+        BelConfig(slot_pooling="cls")
     with pytest.raises(ValueError, match="model_type"):
         BelConfig(encoder={"hidden_size": 32})
 

@@ -58,12 +58,23 @@ def test_every_mode_scores_the_same_pairs_once(bert_tokenizer, template):
         for s in sequences:
             assert len(s["input_ids"]) <= 512
             assert all(s["input_ids"][p] == bert_tokenizer.mask_token_id for p in s["slot_positions"])
+            assert_slot_spans_hold_their_candidate_names(bert_tokenizer, doc, s)
         counts[mode] = len(sequences)
     assert counts["pair"] == 7 * 8
     assert counts["mention"] == 7
     assert counts["sentence"] == 4
     assert counts["document"] == 1
     assert counts["document"] < counts["sentence"] < counts["mention"] < counts["pair"]
+
+
+def assert_slot_spans_hold_their_candidate_names(tokenizer, doc, sequence) -> None:
+    """Each slot's span is its [MASK] then exactly its candidate's name, ended by the next [MASK] or [SEP]."""
+    ids = sequence["input_ids"]
+    for p, end, m, c in zip(sequence["slot_positions"], sequence["slot_ends"], sequence["slot_mention"],
+                            sequence["slot_candidate"], strict=True):
+        name_ids = tokenizer(doc.candidates[m][c], add_special_tokens=False)["input_ids"]
+        assert ids[p + 1 : end] == name_ids
+        assert ids[end] in (tokenizer.mask_token_id, tokenizer.sep_token_id)
 
 
 @pytest.mark.parametrize("mode", PACKING_MODES)

@@ -60,7 +60,8 @@ class BelPreTrainedModel(PreTrainedModel):
 
 class BelForMultiCandidateLinking(BelPreTrainedModel):
     r"""
-    A BERT-family encoder with a linear scorer on the hidden state of every candidate slot (`[MASK]`).
+    A BERT-family encoder with a linear scorer on every candidate slot: the hidden state at its `[MASK]`, or the mean
+    over the `[MASK]` and the candidate name after it (`config.slot_pooling`).
 
     The packing mode (pair, mention, sentence, passage, document) only changes how [`BelTokenizer.pack`] lays pairs out
     in sequences; the same weights serve every mode.
@@ -161,6 +162,7 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         slot_positions: torch.LongTensor | None = None,
+        slot_ends: torch.LongTensor | None = None,
         slot_mask: torch.BoolTensor | None = None,
         slot_groups: torch.LongTensor | None = None,
         retrieval_scores: torch.FloatTensor | None = None,
@@ -179,6 +181,8 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
                 0 for the context, 1 for candidate blocks; ignored by encoders with a single token type.
             slot_positions (`torch.LongTensor` of shape `(batch_size, num_slots)`):
                 Index of each candidate slot (`[MASK]`) in its sequence.
+            slot_ends (`torch.LongTensor` of shape `(batch_size, num_slots)`, *optional*):
+                Exclusive end of the candidate name after each slot; needed when `config.slot_pooling == "span"`.
             slot_mask (`torch.BoolTensor` of shape `(batch_size, num_slots)`, *optional*):
                 True for real slots, False for padding.
             slot_groups (`torch.LongTensor` of shape `(batch_size, num_slots)`, *optional*):
@@ -200,9 +204,7 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
             **encoder_inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
             return_dict=True,
         )
-        hidden = outputs.last_hidden_state
-        index = slot_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
-        slot_hidden = torch.gather(hidden, 1, index)
+        slot_hidden = self._pool_slots(outputs.last_hidden_state, slot_positions, slot_ends)
         logits = self.scorer(self.dropout(slot_hidden)).squeeze(-1)
         if self.retrieval_weight is not None:
             if retrieval_scores is None:
@@ -218,6 +220,21 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         return BelLinkingOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
+
+
+    def _pool_slots(
+        self, hidden: torch.Tensor, slot_positions: torch.LongTensor, slot_ends: torch.LongTensor | None
+    ) -> torch.Tensor:
+        """`(batch_size, num_slots, hidden_size)`: the `[MASK]` state, or the mean over `[MASK]` + candidate name."""
+        if self.config.slot_pooling == "mask":
+            index = slot_positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+            return torch.gather(hidden, 1, index)
+        if slot_ends is None:
+            raise ValueError('config.slot_pooling="span" needs slot_ends: pass the output of BelTokenizer.pad_packed.')
+        steps = torch.arange(hidden.size(1), device=hidden.device)
+        inside = (steps >= slot_positions.unsqueeze(-1)) & (steps < slot_ends.unsqueeze(-1))
+        weights = inside.to(hidden.dtype)
+        return torch.bmm(weights, hidden) / weights.sum(-1, keepdim=True).clamp(min=1)
 
 
 def length_batches(sequences: list[dict], max_tokens: int, max_batch_size: int) -> list[list[dict]]:

@@ -5,7 +5,8 @@ Template (``paper``)::
     [CLS] context with [Ms] mention [Me] marked [SEP] mention [MASK] name(e1) [SEP] mention [MASK] name(e2) [SEP] ...
 
 ``compact`` states the mention once per group of slots: ``[SEP] mention [MASK] name(e1) [MASK] name(e2) ... [SEP]``.
-Each ``[MASK]`` is a slot; the model scores the hidden state there. Packing never drops a pair: a group that does not
+Each ``[MASK]`` is a slot; the model scores the hidden state there (``slot_pooling="mask"``) or the mean over the
+``[MASK]`` and the candidate name after it (``"span"``). Packing never drops a pair: a group that does not
 fit in ``max_length`` is split into fewer mentions per sequence, then fewer candidates, then a narrower context.
 """
 
@@ -25,7 +26,9 @@ PACKING_MODES = ("pair", "mention", "sentence", "passage", "document")
 TEMPLATES = ("paper", "compact")
 MENTION_START = "[Ms]"
 MENTION_END = "[Me]"
-PACKED_KEYS = ("input_ids", "token_type_ids", "slot_positions", "slot_document", "slot_mention", "slot_candidate")
+PACKED_KEYS = (
+    "input_ids", "token_type_ids", "slot_positions", "slot_ends", "slot_document", "slot_mention", "slot_candidate"
+)
 
 Span = tuple[int, int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -118,8 +121,9 @@ class BelTokenizer(TokenizersBackend):
     ) -> list[dict[str, list]]:
         """Pack every (mention, candidate) pair of `documents` into sequences, each pair in exactly one slot.
 
-        Returns one dict per sequence with `input_ids`, `token_type_ids`, `slot_positions` (index of each `[MASK]`)
-        and, per slot, `slot_document`, `slot_mention` and `slot_candidate` (indices into `documents`, their
+        Returns one dict per sequence with `input_ids`, `token_type_ids`, `slot_positions` (index of each `[MASK]`),
+        `slot_ends` (exclusive end of the candidate name that follows it) and, per slot, `slot_document`,
+        `slot_mention` and `slot_candidate` (indices into `documents`, their
         `mentions` and each mention's `candidates`); plus `slot_retrieval_scores` / `slot_labels` when given.
         """
         if mode not in PACKING_MODES:
@@ -141,7 +145,7 @@ class BelTokenizer(TokenizersBackend):
         """Pad packed sequences into tensors.
 
         Returns `input_ids`, `attention_mask`, `token_type_ids` `(batch_size, sequence_length)`; `slot_positions`,
-        `slot_mask` and `slot_groups` (one id per (document, mention) within the batch, -1 on padding)
+        `slot_ends`, `slot_mask` and `slot_groups` (one id per (document, mention) within the batch, -1 on padding)
         `(batch_size, num_slots)`; `retrieval_scores` and `labels` when the sequences carry them.
         """
         length = max(len(s["input_ids"]) for s in sequences)
@@ -164,6 +168,7 @@ class BelTokenizer(TokenizersBackend):
             ),
             "token_type_ids": torch.tensor(padded("token_type_ids", length, 0), dtype=torch.long),
             "slot_positions": torch.tensor(padded("slot_positions", slots, 0), dtype=torch.long),
+            "slot_ends": torch.tensor(padded("slot_ends", slots, 1), dtype=torch.long),
             "slot_mask": torch.tensor(
                 [[True] * len(s["slot_positions"]) + [False] * (slots - len(s["slot_positions"])) for s in sequences]
             ),
@@ -384,18 +389,20 @@ class _DocumentPacker:
         sequence = {
             "input_ids": input_ids,
             "token_type_ids": [0] * offset + [1] * len(blocks),
-            "slot_positions": [offset + p for p, _, _ in slots],
+            "slot_positions": [offset + p for p, _, _, _ in slots],
+            "slot_ends": [offset + e for _, _, _, e in slots],
             "slot_document": [self.index] * len(slots),
-            "slot_mention": [m for _, m, _ in slots],
-            "slot_candidate": [c for _, _, c in slots],
+            "slot_mention": [m for _, m, _, _ in slots],
+            "slot_candidate": [c for _, _, c, _ in slots],
         }
         if self.doc.candidate_scores is not None:
-            sequence["slot_retrieval_scores"] = [float(self.doc.candidate_scores[m][c]) for _, m, c in slots]
+            sequence["slot_retrieval_scores"] = [float(self.doc.candidate_scores[m][c]) for _, m, c, _ in slots]
         if self.doc.candidate_labels is not None:
-            sequence["slot_labels"] = [float(self.doc.candidate_labels[m][c]) for _, m, c in slots]
+            sequence["slot_labels"] = [float(self.doc.candidate_labels[m][c]) for _, m, c, _ in slots]
         return sequence
 
-    def _blocks(self, items: list[_Item]) -> tuple[list[int], list[tuple[int, int, int]]]:
+    def _blocks(self, items: list[_Item]) -> tuple[list[int], list[tuple[int, int, int, int]]]:
+        """Candidate blocks and their slots: (slot position, mention, candidate, end of the slot's name span)."""
         ids, slots = [], []
         for item in items:
             mention = self._mention_ids(item.mention)
@@ -405,9 +412,10 @@ class _DocumentPacker:
                 name = self._name_ids(item.mention, c)
                 if not self.compact:
                     ids.extend(mention)
-                slots.append((len(ids), item.mention, c))
+                position = len(ids)
                 ids.append(self.mask)
                 ids.extend(name)
+                slots.append((position, item.mention, c, len(ids)))
                 if not self.compact:
                     ids.append(self.sep)
             if self.compact:

@@ -44,6 +44,7 @@ class TrainConfig:
     loss: str = "listwise"
     use_retrieval_score: bool = False
     retrieval_score_init: float = 10.0
+    slot_pooling: str = "span"
     context_length: int = 64
     max_sequence_length: int = 512
     learning_rate: float = 3e-5
@@ -164,6 +165,7 @@ def train(config: TrainConfig) -> Path:
         encoder, tokenizer=tokenizer, mode=config.mode, template=config.template, num_candidates=config.num_candidates,
         loss=config.loss, use_retrieval_score=config.use_retrieval_score, context_length=config.context_length,
         max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
+        slot_pooling=config.slot_pooling,
     )
     sequences = tokenizer.pack([e.input for e in train_examples], mode=config.mode,
                                max_length=config.max_sequence_length, context_length=config.context_length,
@@ -311,6 +313,7 @@ def add_train_arguments(parser) -> None:
         "checkpoint_every": "save a resumable checkpoint every N optimizer steps (0: never)",
         "stop_after_step": "debug: exit hard (os._exit) right after the checkpoint at this step",
         "push_to_hub": "Hub repo id to upload the best checkpoint to",
+        "slot_pooling": "span (mean of [MASK] + candidate name; learns much faster) or mask (the paper's [MASK] state)",
         "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
                                 "values start at the retriever's ranking but leave the scorer little to learn",
     }

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer, retriever = load_pipeline(args.model)
     else:
         tokenizer = BelTokenizer.from_encoder(encoder)
-        model = BelForMultiCandidateLinking.from_encoder(encoder, tokenizer=tokenizer,
+        model = BelForMultiCandidateLinking.from_encoder(encoder, tokenizer=tokenizer, slot_pooling="span",
                                                          num_candidates=args.num_candidates).eval()
         retriever = None
     if retriever is None:
