@@ -206,3 +206,23 @@ def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_t
     head = {id(p) for p in groups[-1]["params"]}
     assert head == {id(model.retrieval_weight), id(model.scorer.weight), id(model.scorer.bias)}
     assert groups[-1]["lr"] == 2e-5 * 20
+
+
+def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
+    from bel.training import TrainConfig, train
+
+    common = dict(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir),
+                  num_candidates=4, batch_size=2000, epochs=1, warmup_ratio=0.0, max_train_documents=4)
+    first = train(TrainConfig(output_dir=str(tmp_path / "a"), mode="mention", learning_rate=1e-2, **common))
+    # lr 0: the second run must end exactly where the first one did (a fresh start would not)
+    second = train(TrainConfig(output_dir=str(tmp_path / "b"), mode="sentence", learning_rate=0.0,
+                               init_from=str(first), **common))
+    before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    fresh = train(TrainConfig(output_dir=str(tmp_path / "c"), mode="sentence", learning_rate=0.0, **common))
+    assert not all(torch.equal(before[k], v) for k, v in load_file(fresh / "model.safetensors").items())
+    config = json.loads((second / "config.json").read_text())
+    assert (config["mode"], config["slot_pooling"]) == ("sentence", "span")
+    with pytest.raises(ValueError, match="use-retrieval-score"):
+        train(TrainConfig(output_dir=str(tmp_path / "d"), use_retrieval_score=True, init_from=str(first), **common))

@@ -37,6 +37,7 @@ class TrainConfig:
     dev_file: str | None = None
     kb_file: str | None = None
     encoder: str | None = None
+    init_from: str | None = None
     output_dir: str = "runs/train"
     mode: str = "mention"
     template: str = "paper"
@@ -145,7 +146,6 @@ def train(config: TrainConfig) -> Path:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    from bel import BelForMultiCandidateLinking, BelTokenizer
     from bel.batching import TokenBudgetBatchSampler, UnitCollator, sequence_units
     from bel.checkpointing import JsonlTracker, read_meta, resolve_checkpoint, save_checkpoint, save_pipeline
 
@@ -160,13 +160,7 @@ def train(config: TrainConfig) -> Path:
     set_seed(config.seed)
     encoder = config.encoder or default_encoder()
     retriever, train_examples, dev_examples = _data(config, log)
-    tokenizer = BelTokenizer.from_encoder(encoder)
-    model = BelForMultiCandidateLinking.from_encoder(
-        encoder, tokenizer=tokenizer, mode=config.mode, template=config.template, num_candidates=config.num_candidates,
-        loss=config.loss, use_retrieval_score=config.use_retrieval_score, context_length=config.context_length,
-        max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
-        slot_pooling=config.slot_pooling,
-    )
+    model, tokenizer = _initial_model(config, encoder)
     sequences = tokenizer.pack([e.input for e in train_examples], mode=config.mode,
                                max_length=config.max_sequence_length, context_length=config.context_length,
                                template=config.template)
@@ -279,6 +273,31 @@ def train(config: TrainConfig) -> Path:
     return best_dir
 
 
+def _initial_model(config: TrainConfig, encoder: str):
+    """A fresh model on ``encoder``, or (``--init-from``) a saved bel model to fine-tune further with this run's
+    packing options; its scorer, pooling and retrieval-score setting are kept."""
+    from bel import BelForMultiCandidateLinking, BelTokenizer
+
+    if config.init_from:
+        from bel.checkpointing import load_pipeline
+
+        model, tokenizer, _ = load_pipeline(config.init_from)
+        if model.config.use_retrieval_score != config.use_retrieval_score:
+            raise ValueError(f"--init-from {config.init_from} was trained with use_retrieval_score="
+                             f"{model.config.use_retrieval_score}; pass the same --use-retrieval-score setting.")
+        for key in ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length"):
+            setattr(model.config, key, getattr(config, key))
+        return model.train(), tokenizer
+    tokenizer = BelTokenizer.from_encoder(encoder)
+    model = BelForMultiCandidateLinking.from_encoder(
+        encoder, tokenizer=tokenizer, mode=config.mode, template=config.template, num_candidates=config.num_candidates,
+        loss=config.loss, use_retrieval_score=config.use_retrieval_score, context_length=config.context_length,
+        max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
+        slot_pooling=config.slot_pooling,
+    )
+    return model, tokenizer
+
+
 def _save_best(accelerator, model, tokenizer, retriever, best_dir, config, record, save_pipeline) -> None:
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
@@ -313,6 +332,7 @@ def add_train_arguments(parser) -> None:
         "checkpoint_every": "save a resumable checkpoint every N optimizer steps (0: never)",
         "stop_after_step": "debug: exit hard (os._exit) right after the checkpoint at this step",
         "push_to_hub": "Hub repo id to upload the best checkpoint to",
+        "init_from": "a saved bel model directory to continue training from (fresh optimizer and schedule)",
         "slot_pooling": "span (mean of [MASK] + candidate name; learns much faster) or mask (the paper's [MASK] state)",
         "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
                                 "values start at the retriever's ranking but leave the scorer little to learn",
