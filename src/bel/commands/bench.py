@@ -21,14 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-candidates", type=int, default=16)
     parser.add_argument("--modes", nargs="+", default=["pair", "mention", "sentence", "passage", "document"])
     parser.add_argument("--templates", nargs="+", default=["paper", "compact"])
-    parser.add_argument("--max-documents", type=int, default=5, help="documents timed (default: 5)")
-    parser.add_argument("--train-documents", type=int, default=2, help="documents of the training-step timing")
+    parser.add_argument("--max-documents", type=int, default=12, help="documents timed (default: 12)")
+    parser.add_argument("--train-documents", type=int, default=3, help="documents of the training-step timing")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (median reported)")
-    parser.add_argument("--max-tokens", type=int, default=16384, help="padded-token budget of packed modes")
+    parser.add_argument("--max-tokens", type=int, default=16384,
+                        help="padded-token budget of packed modes when --packed-sweep is empty")
     parser.add_argument("--pair-sweep", type=int, nargs="+", default=[2048, 4096, 8192, 16384],
                         help="token budgets tried for the pair baseline")
-    parser.add_argument("--packed-sweep", type=int, nargs="+",
-                        help="token budgets tried for each packed mode (default: only --max-tokens)")
+    parser.add_argument("--packed-sweep", type=int, nargs="*", default=[2048, 4096, 8192, 16384],
+                        help="token budgets tried for each packed mode (default: the pair baseline's sweep; "
+                             "pass it empty to use --max-tokens)")
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--output", help="write the JSON result here (default: stdout)")
