@@ -192,7 +192,26 @@ def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
     assert [h["epoch"] for h in summary["history"]] == [0, 1] and summary["best_epoch"] == 0
     assert summary["history"][0]["dev/acc@1"] == summary["history"][1]["dev/acc@1"]
     assert best == tmp_path / "run" / "best" and (best / "config.json").is_file()
-    assert json.loads((best / "config.json").read_text())["mode"] == "mention"
+    saved = json.loads((best / "config.json").read_text())
+    assert saved["mode"] == "mention" and saved["encoder"]["attention_probs_dropout_prob"] == 0.0  # the default
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_attention_dropout_reaches_every_attention_layer(bert_tokenizer, kind):
+    from bel.training import set_attention_dropout
+
+    from .conftest import tiny_model
+
+    model = tiny_model(bert_tokenizer, kind=kind)
+    attention = [m for n, m in model.named_modules() if n.endswith("attention.self.dropout")]
+    assert len(attention) == 2 and all(m.p == 0.1 for m in attention)  # the encoder config's default
+    assert set_attention_dropout(model, 0.0) == 2
+    assert all(m.p == 0.0 for m in attention) and model.config.encoder.attention_probs_dropout_prob == 0.0
+    hidden = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and m not in attention]
+    assert hidden and all(m.p > 0 for m in hidden)  # hidden-state dropout is left alone
+    assert set_attention_dropout(model, -1) == 0 and all(m.p == 0.0 for m in attention)
+    with pytest.raises(ValueError, match="probability"):
+        set_attention_dropout(model, 1.5)
 
 
 def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_tokenizer):

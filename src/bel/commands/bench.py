@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packed-sweep", type=int, nargs="*", default=[2048, 4096, 8192, 16384],
                         help="token budgets tried for each packed mode (default: the pair baseline's sweep; "
                              "pass it empty to use --max-tokens)")
+    parser.add_argument("--attention-dropout", type=float, default=0.0,
+                        help="encoder attention dropout in the timed training passes (default 0, as `bel train`)")
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--output", help="write the JSON result here (default: stdout)")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from bel.benchmark import run_benchmark
     from bel.checkpointing import load_pipeline
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
-    from bel.training import default_encoder
+    from bel.training import default_encoder, set_attention_dropout
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         model = BelForMultiCandidateLinking.from_encoder(encoder, tokenizer=tokenizer, slot_pooling="span",
                                                          num_candidates=args.num_candidates).eval()
         retriever = None
+    set_attention_dropout(model, args.attention_dropout)
     if retriever is None:
         train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
         retriever = build_retriever(kb, train)
