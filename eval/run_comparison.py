@@ -31,7 +31,7 @@ def table(bench: dict, evals: dict, trains: dict, retriever: dict | None, train_
         return "n/m" if value is None else f"{100 * value:.1f}"
 
     lines = ["| mode | template | Acc@1 | Acc@5 | train s/epoch | inference mentions/s | speed-up vs pair (ideal) "
-             "| train speed-up vs pair |", "|---|---|---|---|---|---|---|---|"]
+             "| fraction of ideal | train speed-up vs pair |", "|---|---|---|---|---|---|---|---|---|"]
     for name, row in bench["results"].items():
         metrics = evals.get(name, {})
         train = trains.get(name)
@@ -47,10 +47,13 @@ def table(bench: dict, evals: dict, trains: dict, retriever: dict | None, train_
         train_speed = f"{row['train_speedup_vs_pair']:.2f}x" if row.get("train_speedup_vs_pair") else "-"
         template = row.get("template", "")
         label = name.split("/")[0]
+        fraction = f"{row['fraction_of_ideal']:.2f}" if row.get("fraction_of_ideal") else "-"
         lines.append(f"| {label} | {template} | {pct(metrics.get('acc@1'))} | {pct(metrics.get('acc@5'))} | {epoch} "
-                     f"| {row['mentions_per_second']:.1f} | {row['speedup_vs_pair']:.2f}x{ideal} | {train_speed} |")
+                     f"| {row['mentions_per_second']:.1f} | {row['speedup_vs_pair']:.2f}x{ideal} | {fraction} "
+                     f"| {train_speed} |")
     if retriever:
-        lines.append(f"| retriever only | - | {pct(retriever['acc@1'])} | {pct(retriever['acc@5'])} | - | - | - | - |")
+        lines.append(f"| retriever only | - | {pct(retriever['acc@1'])} | {pct(retriever['acc@5'])} | - | - | - | - "
+                     "| - |")
     return "\n".join(lines)
 
 
