@@ -113,7 +113,7 @@ def linking_metrics(
 
 
 def score_examples(model, tokenizer, examples, mode: str | None = None, template: str | None = None,
-                   max_tokens: int = 16384) -> list[list[list[float]]]:
+                   max_tokens: int = 2048) -> list[list[list[float]]]:
     """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used)."""
     inputs = [example.input for example in examples]
     return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
@@ -133,7 +133,7 @@ def example_metrics(examples, scores: list[list[list[float]]] | None, retriever=
 
 
 def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | None = None,
-                      template: str | None = None, max_tokens: int = 16384) -> dict:
+                      template: str | None = None, max_tokens: int = 2048) -> dict:
     """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings."""
     model.eval()
     start = time.perf_counter()

@@ -128,7 +128,7 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         documents,
         mode: str | None = None,
         template: str | None = None,
-        max_tokens: int = 16384,
+        max_tokens: int = 2048,
         max_batch_size: int = 256,
     ) -> list[list[list[float]]]:
         """Score every candidate of every mention of `documents` (a list of [`LinkingInput`]).

@@ -66,7 +66,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     max_train_documents: int | None = None
     eval_max_documents: int | None = None
-    eval_max_tokens: int = 16384
+    eval_max_tokens: int = 2048
     push_to_hub: str | None = None
     log_every: int = 10
     stop_after_step: int | None = None
