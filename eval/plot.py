@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
              for n, e in evals.items()]
     if retriever:
         lines.append((retriever["acc@1"], f"retriever alone (all training aliases), {retriever['evaluated']} mentions", ":"))
+    drawn = set()
     for value, label, style in lines:
+        if round(value, 4) in drawn:  # one line per distinct retriever figure, labels would overprint
+            continue
+        drawn.add(round(value, 4))
         ax.axhline(value, linestyle=style, color="tab:red", linewidth=1)
         ax.text(0.02, value + 0.002, label, color="tab:red", fontsize=7, transform=ax.get_yaxis_transform())
     ax.set_xscale("log")
