@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", help="template at inference (default: the checkpoint's)")
     parser.add_argument("--num-candidates", type=int, help="candidates per mention (default: the checkpoint's)")
     parser.add_argument("--max-documents", type=int, help="evaluate the first N documents only")
-    parser.add_argument("--max-tokens", type=int, default=2048, help="padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)")
+    parser.add_argument("--max-tokens", type=int, default=2048,
+                        help="padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)")
     parser.add_argument("--retriever-only", action="store_true", help="rank by the retriever alone (no model)")
     parser.add_argument("--no-abbreviations", action="store_true",
                         help="query the retriever with mentions as written (default: expand defined short forms)")
