@@ -78,3 +78,35 @@ def test_bel_eval_cli_writes_documented_keys(tmp_path, bert_tokenizer):
     assert main(["eval", "--retriever-only", *args[2:-1], str(retriever_out)]) == 0
     only = json.loads(retriever_out.read_text())
     assert only["mode"] == "retriever" and only["acc@1"] == only["retriever_acc@1"]
+
+
+def test_bel_eval_predictions_file_agrees_with_metrics(tmp_path, bert_tokenizer):
+    from collections import Counter
+
+    from bel.checkpointing import save_pipeline
+    from bel.cli import main
+    from bel.data import read_pubtator
+    from bel.examples import build_retriever
+    from bel.kb import KnowledgeBase
+
+    kb = KnowledgeBase.load(FIXTURES / "bel_train_kb.txt")
+    retriever = build_retriever(kb, read_pubtator(FIXTURES / "bel_train_corpus.txt"))
+    save_pipeline(tmp_path / "model", tiny_model(bert_tokenizer, mode="sentence", num_candidates=4), bert_tokenizer,
+                  retriever)
+    dev = read_pubtator(FIXTURES / "bel_train_dev.txt")
+    common = ["--corpus-file", str(FIXTURES / "bel_train_dev.txt"), "--kb-file", str(FIXTURES / "bel_train_kb.txt")]
+    for model_args in ([str(tmp_path / "model")], ["--retriever-only"]):
+        out, lines = tmp_path / "metrics.json", tmp_path / "predictions.jsonl"
+        assert main(["eval", *model_args, *common, "--output", str(out), "--predictions", str(lines)]) == 0
+        metrics = json.loads(out.read_text())
+        records = [json.loads(line) for line in lines.read_text().splitlines()]
+        assert len(records) == sum(len(doc.mentions) for doc in dev)  # every mention, nil ones included
+        outcomes = Counter(r["outcome"] for r in records)
+        assert outcomes["nil"] == metrics["nil_mentions"]
+        assert outcomes["correct"] == round(metrics["acc@1"] * metrics["evaluated"])
+        assert outcomes["reranker_wrong"] == metrics["errors"]["reranker_wrong"]
+        assert outcomes["gold_not_retrieved"] + outcomes["gold_not_in_kb"] == metrics["errors"]["gold_not_retrieved"]
+        for record in records:
+            assert record["text"] == next(d for d in dev if d.id == record["document"]).text[record["start"]:record["end"]]
+            assert record["predicted"] == record["top"][0]["id"]
+            assert [t["score"] for t in record["top"]] == sorted((t["score"] for t in record["top"]), reverse=True)

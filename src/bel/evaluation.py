@@ -133,8 +133,12 @@ def example_metrics(examples, scores: list[list[list[float]]] | None, retriever=
 
 
 def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | None = None,
-                      template: str | None = None, max_tokens: int = 2048) -> dict:
-    """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings."""
+                      template: str | None = None, max_tokens: int = 2048, return_scores: bool = False):
+    """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings.
+
+    With ``return_scores=True`` returns ``(metrics, scores)``, scores as in :func:`score_examples` (for
+    :func:`prediction_records`).
+    """
     model.eval()
     start = time.perf_counter()
     scores = score_examples(model, tokenizer, examples, mode, template, max_tokens)
@@ -146,4 +150,44 @@ def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | No
         "inference_seconds": seconds,
         "mentions_per_second": metrics["mentions"] / seconds if seconds > 0 else 0.0,
     })
-    return metrics
+    return (metrics, scores) if return_scores else metrics
+
+
+def prediction_records(examples, scores: list[list[list[float]]] | None, retriever=None, top_k: int = 5):
+    """One dict per mention, for error analysis (``bel eval --predictions``); ``scores=None``: the retriever's ranking.
+
+    Keys: ``document``, ``start``, ``end``, ``text``, ``gold`` (canonical ids), ``predicted``, ``gold_rank`` (1-based
+    among the reranked candidates, None when absent), ``retriever_rank`` (among everything retrieved), ``outcome``
+    (``correct``, ``reranker_wrong``, ``gold_not_retrieved``, ``gold_not_in_kb`` or ``nil``) and ``top`` (the best
+    ``top_k`` candidates as ``{"id", "name", "score"}``).
+    """
+    for d, example in enumerate(examples):
+        linking = example.input
+        for m, candidate_ids in enumerate(example.candidate_ids):
+            mention_scores = scores[d][m] if scores is not None else linking.candidate_scores[m]
+            order = sorted(range(len(candidate_ids)), key=lambda i: -mention_scores[i])
+            ranked = [candidate_ids[i] for i in order]
+            gold = example.gold_ids[m]
+            rank = gold_rank(ranked, gold)
+            start, end = linking.mentions[m]
+            retrieved = example.retrieved_ids[m] if example.retrieved_ids else candidate_ids
+            yield {
+                "document": example.doc_id, "start": start, "end": end, "text": linking.text[start:end],
+                "gold": list(gold), "predicted": ranked[0] if ranked else None, "gold_rank": rank,
+                "retriever_rank": gold_rank(retrieved, gold),
+                "outcome": _outcome(gold, rank, retriever),
+                "top": [{"id": candidate_ids[i], "name": linking.candidates[m][i], "score": float(mention_scores[i])}
+                        for i in order[:top_k]],
+            }
+
+
+def _outcome(gold, rank: int | None, retriever) -> str:
+    if not gold:
+        return "nil"
+    if rank == 1:
+        return "correct"
+    if rank is not None:
+        return "reranker_wrong"
+    if retriever is not None and not any(g in retriever for g in gold):
+        return "gold_not_in_kb"
+    return "gold_not_retrieved"

@@ -6,6 +6,7 @@ Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retr
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 from bel.commands import write_json_result
@@ -30,11 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-abbreviations", action="store_true",
                         help="query the retriever with mentions as written (default: expand defined short forms)")
     parser.add_argument("--output", help="write the JSON metrics here (default: stdout)")
+    parser.add_argument("--predictions", help="also write one JSON line per mention here (gold, prediction, top 5, "
+                                              "outcome) for error analysis")
 
 
 def run(args: argparse.Namespace) -> int:
     from bel.checkpointing import load_pipeline
-    from bel.evaluation import evaluate_reranker, example_metrics
+    from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
 
     if not args.model and not args.retriever_only:
@@ -51,15 +54,25 @@ def run(args: argparse.Namespace) -> int:
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
     examples = build_examples(docs, retriever, num_candidates, kb=kb, retrieve_k=64,
                               abbreviations=not args.no_abbreviations)
+    scores = None
     if args.retriever_only:
         metrics = example_metrics(examples, None, retriever, num_candidates=num_candidates)
         metrics["mode"] = "retriever"
     else:
         if args.num_candidates:
             model.config.num_candidates = num_candidates
-        metrics = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode, template=args.template,
-                                    max_tokens=args.max_tokens)
+        metrics, scores = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode,
+                                            template=args.template, max_tokens=args.max_tokens, return_scores=True)
+    if args.predictions:
+        _write_predictions(prediction_records(examples, scores, retriever), args.predictions)
     metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs),
                     "abbreviations_expanded": not args.no_abbreviations})
     write_json_result(metrics, args.output)
     return 0
+
+
+def _write_predictions(records, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    logger.info("wrote predictions to %s", path)
