@@ -144,7 +144,8 @@ tokenizer = AutoTokenizer.from_pretrained({str(REPO / best)!r}, trust_remote_cod
 doc = type(tokenizer).__module__
 from importlib import import_module
 LinkingInput = import_module(doc).LinkingInput
-scores = model.score(tokenizer, [LinkingInput("Familial breast cancer.", [(9, 22)], [["breast neoplasms", "fever"]])])
+scores = model.score(tokenizer, [LinkingInput("Familial breast cancer.", [(9, 22)], [["breast neoplasms", "fever"]],
+                                              candidate_scores=[[0.9, 0.2]])])  # train's default uses them
 print(json.dumps({{"class": type(model).__name__, "mode": model.config.mode, "scores": scores[0][0]}}))
 """, cwd=tmp_path)
     assert loaded["class"] == "BelForMultiCandidateLinking" and loaded["mode"] == "sentence"
@@ -231,7 +232,8 @@ def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
     from bel.training import TrainConfig, train
 
     common = dict(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir),
-                  num_candidates=4, batch_size=2000, epochs=1, warmup_ratio=0.0, max_train_documents=4)
+                  num_candidates=4, batch_size=2000, epochs=1, warmup_ratio=0.0, max_train_documents=4,
+                  use_retrieval_score=False)
     first = train(TrainConfig(output_dir=str(tmp_path / "a"), mode="mention", learning_rate=1e-2, **common))
     # lr 0: the second run must end exactly where the first one did (a fresh start would not)
     second = train(TrainConfig(output_dir=str(tmp_path / "b"), mode="sentence", learning_rate=0.0,
@@ -244,4 +246,4 @@ def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
     config = json.loads((second / "config.json").read_text())
     assert (config["mode"], config["slot_pooling"]) == ("sentence", "span")
     with pytest.raises(ValueError, match="use-retrieval-score"):
-        train(TrainConfig(output_dir=str(tmp_path / "d"), use_retrieval_score=True, init_from=str(first), **common))
+        train(TrainConfig(output_dir=str(tmp_path / "d"), init_from=str(first), **{**common, "use_retrieval_score": True}))

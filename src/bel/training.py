@@ -9,6 +9,7 @@ with ``model.score``) and the best epoch is saved as a full pipeline directory i
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -39,17 +40,17 @@ class TrainConfig:
     encoder: str | None = None
     init_from: str | None = None
     output_dir: str = "runs/train"
-    mode: str = "mention"
-    template: str = "paper"
+    mode: str = "sentence"
+    template: str = "compact"
     num_candidates: int = 16
     loss: str = "listwise"
-    use_retrieval_score: bool = False
+    use_retrieval_score: bool = True
     retrieval_score_init: float = 10.0
     slot_pooling: str = "span"
     attention_dropout: float = 0.0
     context_length: int = 64
     max_sequence_length: int = 512
-    learning_rate: float = 3e-5
+    learning_rate: float = 5e-5
     head_learning_rate_multiplier: float = 20.0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -368,6 +369,8 @@ def add_train_arguments(parser) -> None:
         "attention_dropout": "dropout on the encoder's attention probabilities while training (default 0: with dropout "
                              "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
                              "token of long packed sequences); negative keeps the encoder's",
+        "use_retrieval_score": "feed the retriever's score to the scorer as a learned input, so reranking starts "
+                               "from the retriever's ranking (default: on)",
         "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
                                 "values start at the retriever's ranking but leave the scorer little to learn",
     }
@@ -375,7 +378,8 @@ def add_train_arguments(parser) -> None:
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
         if field.type == "bool":
-            parser.add_argument(flag, action="store_true", help=helps.get(field.name))
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=helps.get(field.name, f"default: {default}"))
             continue
         kind = {"int": int, "float": float}.get(field.type.replace(" | None", ""), str)
         parser.add_argument(flag, type=kind, default=default, help=helps.get(field.name, f"default: {default}"))

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="runs/demo", help="Where the trained linker is left (default runs/demo).")
     parser.add_argument("--dataset", default="ncbi-disease", help="Training corpus (default ncbi-disease).")
     parser.add_argument("--encoder", default=None, help="Encoder (default: the bundled all-MiniLM-L6-v2).")
-    parser.add_argument("--mode", default="mention", help="Packing mode (default mention).")
+    parser.add_argument("--mode", default="sentence", help="Packing mode (default sentence).")
+    parser.add_argument("--template", default="compact", help="Packing template (default compact).")
     parser.add_argument("--num-candidates", type=int, default=8, help="Candidates per mention (default 8).")
     parser.add_argument("--max-train-documents", type=int, default=60, help="Training documents (default 60).")
     parser.add_argument("--epochs", type=int, default=1, help="Training epochs (default 1).")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         started = time.perf_counter()
         config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, encoder=args.encoder, mode=args.mode,
-                             num_candidates=args.num_candidates, epochs=args.epochs,
+                             template=args.template, num_candidates=args.num_candidates, epochs=args.epochs,
                              max_train_documents=args.max_train_documents, eval_max_documents=30,
                              use_retrieval_score=not args.no_retrieval_score,
                              output_dir=str(output_dir / "training"))
