@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +122,17 @@ def _env(**extra) -> dict:
 
 
 def _run(args: list[str], env: dict, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    """Run in a session of its own and kill the whole group at the end, so no DDP rank outlives a failed test."""
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if process.returncode is None:
+            process.communicate()
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def test_two_process_ddp_training_checkpoint_loads_with_remote_code(encoder_dir, tmp_path):
