@@ -285,8 +285,9 @@ def _initial_model(config: TrainConfig, encoder: str):
 
         model, tokenizer, _ = load_pipeline(config.init_from)
         if model.config.use_retrieval_score != config.use_retrieval_score:
+            flag = "--use-retrieval-score" if model.config.use_retrieval_score else "--no-use-retrieval-score"
             raise ValueError(f"--init-from {config.init_from} was trained with use_retrieval_score="
-                             f"{model.config.use_retrieval_score}; pass the same --use-retrieval-score setting.")
+                             f"{model.config.use_retrieval_score}; pass {flag} to continue it.")
         for key in ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length"):
             setattr(model.config, key, getattr(config, key))
         set_attention_dropout(model, config.attention_dropout)
