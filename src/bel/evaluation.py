@@ -40,8 +40,11 @@ def gold_rank(ranked_ids: Sequence[str], gold_ids: Sequence[str]) -> int | None:
 
 def rank_candidates(candidate_ids: Sequence[str], scores: Sequence[float]) -> list[str]:
     """Candidate ids by descending score; ties keep the retriever's order (stable sort)."""
-    order = sorted(range(len(candidate_ids)), key=lambda i: -scores[i])
-    return [candidate_ids[i] for i in order]
+    return [candidate_ids[i] for i in _descending(scores)]
+
+
+def _descending(scores: Sequence[float]) -> list[int]:
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
 def linking_metrics(
@@ -165,7 +168,7 @@ def prediction_records(examples, scores: list[list[list[float]]] | None, retriev
         linking = example.input
         for m, candidate_ids in enumerate(example.candidate_ids):
             mention_scores = scores[d][m] if scores is not None else linking.candidate_scores[m]
-            order = sorted(range(len(candidate_ids)), key=lambda i: -mention_scores[i])
+            order = _descending(mention_scores)
             ranked = [candidate_ids[i] for i in order]
             gold = example.gold_ids[m]
             rank = gold_rank(ranked, gold)
