@@ -163,6 +163,7 @@ def train(config: TrainConfig) -> Path:
     encoder = config.encoder or default_encoder()
     retriever, train_examples, dev_examples = _data(config, log)
     model, tokenizer = _initial_model(config, encoder)
+    set_attention_dropout(model, config.attention_dropout)
     sequences = tokenizer.pack([e.input for e in train_examples], mode=config.mode,
                                max_length=config.max_sequence_length, context_length=config.context_length,
                                template=config.template)
@@ -290,7 +291,6 @@ def _initial_model(config: TrainConfig, encoder: str):
                              f"{model.config.use_retrieval_score}; pass {flag} to continue it.")
         for key in ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length"):
             setattr(model.config, key, getattr(config, key))
-        set_attention_dropout(model, config.attention_dropout)
         return model.train(), tokenizer
     tokenizer = BelTokenizer.from_encoder(encoder)
     model = BelForMultiCandidateLinking.from_encoder(
@@ -299,7 +299,6 @@ def _initial_model(config: TrainConfig, encoder: str):
         max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
         slot_pooling=config.slot_pooling,
     )
-    set_attention_dropout(model, config.attention_dropout)
     return model, tokenizer
 
 
