@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 BEL_DATA_DIR ?= $(abspath ../shared/data)
 export BEL_DATA_DIR
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install test lint demo clean
+.PHONY: install test test-fast lint format results demo clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +20,29 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Every test, slow ones included (what CI runs).
 test: install
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(OFFLINE) $(BIN)/python -m pytest -q -m "slow or not slow"
+
+# The quick set (plain `pytest` runs the same): slow tests are deselected.
+test-fast: install
+	$(OFFLINE) $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests eval train.py
-	$(PYTHON) ../shared/tools/check_portable_core.py
+	$(BIN)/ruff check src tests eval tools train.py
+	$(BIN)/ruff format --check src tests eval tools train.py
+	$(BIN)/python tools/check_portable_core.py
+
+format: install
+	$(BIN)/ruff check --fix src tests eval tools train.py
+	$(BIN)/ruff format src tests eval tools train.py
+
+# Every table and plot of eval/RESULTS.md, regenerated from the committed run records.
+results: install
+	$(BIN)/python eval/make_results.py
 
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/bel demo --data-dir $(BEL_DATA_DIR) --output-dir runs/demo
+	$(OFFLINE) $(BIN)/bel demo --data-dir $(BEL_DATA_DIR) --output-dir runs/demo
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
-from bel.training import default_encoder
+from bel.encoders import default_encoder
 
 
 def microseconds_per_token(length: int, batch: int, dropout: float, attention: str, train: bool = True) -> float:

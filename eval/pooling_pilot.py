@@ -20,7 +20,7 @@ import torch
 from bel import BelForMultiCandidateLinking, BelTokenizer
 from bel.batching import UnitCollator, sequence_units
 from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
-from bel.training import default_encoder
+from bel.encoders import default_encoder
 
 logger = logging.getLogger("pooling_pilot")
 

@@ -211,7 +211,7 @@ def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
 def test_attention_dropout_reaches_every_attention_layer(bert_tokenizer, kind):
-    from bel.training import set_attention_dropout
+    from bel.encoders import set_attention_dropout
 
     from .conftest import tiny_model
 

@@ -24,13 +24,18 @@ from pathlib import Path
 
 from transformers import Pipeline
 
-from .retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
+from .retrieval_bel import (
+    RETRIEVER_DIR,
+    RETRIEVER_FILES,
+    CandidateRetriever,
+    expand_abbreviations,
+    find_abbreviations,
+    find_retriever_files,
+)
 from .tokenization_bel import LinkingInput, simple_sentence_spans
 
 logger = logging.getLogger(__name__)
 
-RETRIEVER_DIR = "retriever"
-RETRIEVER_FILES = ("retriever_config.json", "retriever_names.json", "retriever_vocab.json", "retriever_index.npz")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 Span = tuple[int, int]
 _FUNCTION_WORDS = (
@@ -105,18 +110,6 @@ class MentionMatcher:
             else:
                 i += 1
         return spans
-
-
-def find_retriever_files(name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs) -> Path:
-    """Directory holding the retriever files of a checkpoint: `<dir>/retriever` locally, or downloaded from the Hub."""
-    local = Path(name_or_path) / RETRIEVER_DIR
-    if local.is_dir():
-        return local
-    from transformers.utils import cached_file
-
-    paths = [cached_file(str(name_or_path), f"{RETRIEVER_DIR}/{name}", revision=revision, **hub_kwargs)
-             for name in RETRIEVER_FILES]
-    return Path(paths[0]).parent
 
 
 def sentence_spans(text: str, mentions: Sequence[Span], start: int = 0, end: int | None = None) -> list[Span]:
@@ -336,4 +329,4 @@ def _check_span(mention, position: int, text: str, index: int) -> Span:
     return (start, end)
 
 
-__all__ = ["EntityLinkingPipeline", "MentionMatcher", "candidate_text", "find_retriever_files", "sentence_spans"]
+__all__ = ["EntityLinkingPipeline", "MentionMatcher", "candidate_text", "sentence_spans"]

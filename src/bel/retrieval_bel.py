@@ -40,6 +40,9 @@ _CONFIG_FILE = "retriever_config.json"
 _NAMES_FILE = "retriever_names.json"
 _VOCAB_FILE = "retriever_vocab.json"
 _ARRAYS_FILE = "retriever_index.npz"
+RETRIEVER_DIR = "retriever"
+"""Sub-directory of a saved checkpoint that holds the retriever files."""
+RETRIEVER_FILES = (_CONFIG_FILE, _NAMES_FILE, _VOCAB_FILE, _ARRAYS_FILE)
 _WHITESPACE = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[\W_]+")
 
@@ -354,6 +357,23 @@ class CandidateRetriever:
                        alias_sources={int(k): v for k, v in names["alias_sources"].items()})
 
 
+def has_retriever(checkpoint: str | os.PathLike) -> bool:
+    """Whether a local checkpoint directory holds a saved retriever."""
+    return (Path(checkpoint) / RETRIEVER_DIR / _CONFIG_FILE).is_file()
+
+
+def find_retriever_files(name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs) -> Path:
+    """Directory holding the retriever files of a checkpoint: `<dir>/retriever` locally, or downloaded from the Hub."""
+    local = Path(name_or_path) / RETRIEVER_DIR
+    if local.is_dir():
+        return local
+    from transformers.utils import cached_file
+
+    paths = [cached_file(str(name_or_path), f"{RETRIEVER_DIR}/{name}", revision=revision, **hub_kwargs)
+             for name in RETRIEVER_FILES]
+    return Path(paths[0]).parent
+
+
 def _l2_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float64).ravel())
     norms[norms == 0] = 1.0
@@ -361,7 +381,18 @@ def _l2_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data * scale, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
-__all__ = ["Candidate", "CandidateRetriever", "exact_key", "normalize_name"]
+__all__ = [
+    "RETRIEVER_DIR",
+    "RETRIEVER_FILES",
+    "Candidate",
+    "CandidateRetriever",
+    "exact_key",
+    "expand_abbreviations",
+    "find_abbreviations",
+    "find_retriever_files",
+    "has_retriever",
+    "normalize_name",
+]
 
 
 # --------------------------------------------------------------------------------------------------- abbreviations

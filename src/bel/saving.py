@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .pipeline_bel import RETRIEVER_DIR, EntityLinkingPipeline
+from .pipeline_bel import EntityLinkingPipeline
+from .retrieval_bel import RETRIEVER_DIR
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoTokenizer, TokenizersBackend
 
-PACKING_MODES = ("pair", "mention", "sentence", "passage", "document")
-TEMPLATES = ("paper", "compact")
+from .configuration_bel import PACKING_MODES, TEMPLATES
+
 MENTION_START = "[Ms]"
 MENTION_END = "[Me]"
 PACKED_KEYS = (

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from bel.benchmark import run_benchmark
     from bel.checkpointing import load_pipeline
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
-    from bel.training import default_encoder, set_attention_dropout
+    from bel.encoders import default_encoder, set_attention_dropout
 
     if args.threads:
         torch.set_num_threads(args.threads)
