@@ -1,7 +1,10 @@
-"""Plot inference speed-up over the `pair` baseline against Acc@1 (eval/speedup_vs_acc.png).
+"""Plot inference speed-up over the `pair` baseline against Acc@1 (eval/plots/speedup_vs_acc.png).
 
-    python eval/plot.py --bench eval/bench_ncbi_test.json --eval sentence/compact=eval/eval_ncbi_test_sentence_compact.json \
-        --retriever eval/eval_ncbi_test_retriever.json --output eval/speedup_vs_acc.png
+eval/make_results.py draws every plot of eval/RESULTS.md with it; by hand:
+
+    python eval/plot.py --bench eval/runs/bench-ncbi-test-s4/bench.json \
+        --eval sentence/compact=eval/runs/ncbi-sub120-sentence-compact/eval.json \
+        --retriever eval/runs/ncbi-retriever/eval.json --output eval/plots/speedup_vs_acc.png
 
 Modes whose Acc@1 was not measured are drawn as open markers on the bottom axis (speed only); the token-count ideal of
 each mode is drawn as a grey tick at the same height.
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", required=True)
     parser.add_argument("--eval", nargs="*", default=[], help="NAME=eval.json (NAME as in the bench results)")
     parser.add_argument("--retriever", help="eval JSON of `bel eval --retriever-only`")
-    parser.add_argument("--output", default="eval/speedup_vs_acc.png")
+    parser.add_argument("--output", default="eval/plots/speedup_vs_acc.png")
     parser.add_argument("--title", default="NCBI Disease test, MiniLM-L6, C=16 (2 shared CPU cores)")
     args = parser.parse_args(argv)
     bench = json.loads(Path(args.bench).read_text(encoding="utf-8"))["results"]
@@ -49,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         if row.get("ideal_ratio"):
             ax.plot([row["ideal_ratio"]], [y], marker="|", color="grey", markersize=12)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, rotation=30)
-    lines = [(e["retriever_acc@1"], f"{n} checkpoint's own retriever, same {e['evaluated']} mentions", "--")
-             for n, e in evals.items()]
+    lines = [
+        (e["retriever_acc@1"], f"{n} checkpoint's own retriever, same {e['evaluated']} mentions", "--")
+        for n, e in evals.items()
+    ]
     if retriever:
-        lines.append((retriever["acc@1"], f"retriever alone (all training aliases), {retriever['evaluated']} mentions", ":"))
+        lines.append(
+            (retriever["acc@1"], f"retriever alone (all training aliases), {retriever['evaluated']} mentions", ":")
+        )
     drawn = set()
     for value, label, style in lines:
         if round(value, 4) in drawn:  # one line per distinct retriever figure, labels would overprint

@@ -1,9 +1,11 @@
-"""Build the "Reranker comparison" table of eval/RESULTS.md from `bel bench` / `bel eval` / train JSON files.
+"""Build a per-mode table of eval/RESULTS.md from `bel bench` / `bel eval` / train JSON files.
 
-    python eval/run_comparison.py --bench eval/bench_ncbi_test.json \
-        --eval sentence/compact=eval/eval_ncbi_test_sentence_compact.json \
-        --retriever eval/eval_ncbi_test_retriever.json \
-        --train sentence/compact=runs/ncbi_sentence_compact/train_summary.json --train-mentions 4905
+eval/make_results.py calls `table()` for every per-mode table; by hand:
+
+    python eval/run_comparison.py --bench eval/runs/bench-ncbi-test-s4/bench.json \
+        --eval sentence/compact=eval/runs/ncbi-sub120-sentence-compact/eval.json \
+        --retriever eval/runs/ncbi-retriever/eval.json \
+        --train sentence/compact=eval/runs/ncbi-sub120-sentence-compact/train_summary.json --train-mentions 5145
 
 Per mode: Acc@1 / Acc@5 (when a trained model was evaluated), training seconds per epoch (a training run's measured
 epoch scaled to `--train-mentions`, marked "~" when scaled; "~~" when extrapolated from the benchmark's training
@@ -36,9 +38,12 @@ def table(bench: dict, evals: dict, trains: dict, retriever: dict | None, train_
         return train["history"][0]["train_seconds"] / _trained(train)
 
     pair_train, pair_eval = trains.get("pair"), evals.get("pair", {}).get("mentions_per_second")
-    lines = ["| mode | template | Acc@1 | Acc@5 | train s/epoch | epoch speed-up vs pair | bench mentions/s "
-             "| bench speed-up vs pair (ideal) | fraction of ideal | bench train speed-up | full-test mentions/s "
-             "(vs pair) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | template | Acc@1 | Acc@5 | train s/epoch | epoch speed-up vs pair | bench mentions/s "
+        "| bench speed-up vs pair (ideal) | fraction of ideal | bench train speed-up | full-test mentions/s "
+        "(vs pair) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, row in bench["results"].items():
         metrics = evals.get(name, {})
         train = trains.get(name)
@@ -63,12 +68,16 @@ def table(bench: dict, evals: dict, trains: dict, retriever: dict | None, train_
             full = f"{metrics['mentions_per_second']:.1f}"
             if pair_eval:
                 full += f" ({metrics['mentions_per_second'] / pair_eval:.2f}x)"
-        lines.append(f"| {label} | {template} | {pct(metrics.get('acc@1'))} | {pct(metrics.get('acc@5'))} | {epoch} "
-                     f"| {epoch_speed} | {row['mentions_per_second']:.1f} | {row['speedup_vs_pair']:.2f}x{ideal} "
-                     f"| {fraction} | {train_speed} | {full} |")
+        lines.append(
+            f"| {label} | {template} | {pct(metrics.get('acc@1'))} | {pct(metrics.get('acc@5'))} | {epoch} "
+            f"| {epoch_speed} | {row['mentions_per_second']:.1f} | {row['speedup_vs_pair']:.2f}x{ideal} "
+            f"| {fraction} | {train_speed} | {full} |"
+        )
     if retriever:
-        lines.append(f"| retriever only | - | {pct(retriever['acc@1'])} | {pct(retriever['acc@5'])} | - | - | - | - "
-                     "| - | - | - |")
+        lines.append(
+            f"| retriever only | - | {pct(retriever['acc@1'])} | {pct(retriever['acc@5'])} | - | - | - | - "
+            "| - | - | - |"
+        )
     return "\n".join(lines)
 
 
