@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,47 +12,7 @@ import pytest
 
 from bel.data.pubtator import read_pubtator
 
-from .test_pipeline import make_linker
-
-ABSTRACTS = [
-    ("Varicella is a viral infection with fever and rash.",
-     "Carriers risk breast cancer and ovarian cancer. Colon cancer is rarer than breast tumor in these families."),
-    ("Heart failure and renal failure.", "Kidney failure follows heart failure in some patients with fever."),
-    ("Familial adenomatous polyposis.", "Colon cancer risk is high; tumors appear early. Pyrexia is not typical."),
-    ("No entity here.", "This abstract mentions nothing of interest at all."),
-    ("Breast carcinoma.", "Breast carcinoma, ovarian tumor and rash."),
-]
-
-
-def write_pubtator_corpus(path: Path, copies: int = 1) -> int:
-    """A PubTator file whose mentions are the KB-name matches (some repeated, overlapping ones included)."""
-    from bel.pipeline_bel import MentionMatcher
-
-    from .test_pipeline import KB
-
-    matcher = MentionMatcher([n for _, name, syn in KB for n in (name, *syn)])
-    lines, count = [], 0
-    for copy in range(copies):
-        for k, (title, abstract) in enumerate(ABSTRACTS):
-            pmid = str(1000 + copy * 100 + k)
-            text = f"{title} {abstract}"
-            lines += [f"{pmid}|t|{title}", f"{pmid}|a|{abstract}"]
-            spans = matcher.find(text)
-            if "breast cancer" in text:
-                start = text.index("breast cancer")
-                spans.append((start + 7, start + 13))  # "cancer" inside "breast cancer": overlapping
-            for s, e in spans:
-                lines.append(f"{pmid}\t{s}\t{e}\t{text[s:e]}\tDisease\tD000001")
-                count += 1
-            lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return count
-
-
-def bel(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "bel", "--log-level", "WARNING", *args], capture_output=True,
-                          text=True, env=environment, timeout=timeout)
+from .helpers import TWO_PROCESSES, bel, make_linker, run, write_pubtator_corpus
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +24,7 @@ def corpus(bert_tokenizer, tmp_path_factory):
     return model, source, count
 
 
+@pytest.mark.slow  # `bel link` in a fresh interpreter
 def test_pubtator_in_pubtator_out_keeps_every_mention(corpus, tmp_path):
     model, source, count = corpus
     out = tmp_path / "out.pubtator"
@@ -75,12 +35,14 @@ def test_pubtator_in_pubtator_out_keeps_every_mention(corpus, tmp_path):
     assert sum(len(d.mentions) for d in linked) == count
     for a, b in zip(given, linked, strict=True):
         assert a.text == b.text
-        assert [(m.start, m.end, m.text, m.type) for m in a.mentions] == [(m.start, m.end, m.text, m.type)
-                                                                           for m in b.mentions]
+        assert [(m.start, m.end, m.text, m.type) for m in a.mentions] == [
+            (m.start, m.end, m.text, m.type) for m in b.mentions
+        ]
         assert all(m.ids and m.ids[0].startswith("MESH:") for m in b.mentions)
     assert not [p.name for p in tmp_path.iterdir() if p.name != "out.pubtator"]  # no work files left
 
 
+@pytest.mark.slow  # `bel link` in a fresh interpreter
 def test_jsonl_output_and_txt_input(corpus, tmp_path):
     model, _, _ = corpus
     text = tmp_path / "in.txt"
@@ -95,21 +57,34 @@ def test_jsonl_output_and_txt_input(corpus, tmp_path):
     assert all(len(m["candidates"]) <= 2 for r in records for m in r["mentions"])
 
 
+@pytest.mark.slow  # a 2-process sharded `bel link`
 def test_sharded_run_equals_single_process(corpus, tmp_path):
     model, source, _ = corpus
     single, sharded = tmp_path / "single.pubtator", tmp_path / "sharded.pubtator"
     assert bel("link", str(model), str(source), "--output", str(single)).returncode == 0
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-    command = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bel", "--log-level", "WARNING", "link",
-               str(model), str(source), "--output", str(sharded), "--no-progress"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1"})
+    command = [
+        accelerate,
+        "launch",
+        *TWO_PROCESSES,
+        "-m",
+        "bel",
+        "--log-level",
+        "WARNING",
+        "link",
+        str(model),
+        str(source),
+        "--output",
+        str(sharded),
+        "--no-progress",
+    ]
+    result = run(command, {**os.environ, "ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sharded.read_bytes() == single.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sharded.pubtator", "single.pubtator"]
 
 
+@pytest.mark.slow  # `bel link` in a fresh interpreter
 def test_bad_input_gives_a_clear_error(corpus, tmp_path):
     model, _, _ = corpus
     bad = tmp_path / "bad.pubtator"

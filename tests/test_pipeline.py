@@ -3,73 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from bel import EntityLinkingPipeline, load_linker, save_linker
-from bel.pipeline_bel import MentionMatcher, sentence_spans
-from bel.retrieval_bel import CandidateRetriever
+from bel import load_linker
+from bel.matching_bel import MentionMatcher
 
+from .helpers import SCHEMA, TEXT, make_linker
 from .remote import run_without_bel
-
-KB = [
-    ("MESH:D001943", "Breast Neoplasms", ["breast cancer", "breast tumor", "breast carcinoma"]),
-    ("MESH:D010051", "Ovarian Neoplasms", ["ovarian cancer", "ovarian tumor"]),
-    ("MESH:D003110", "Colonic Neoplasms", ["colon cancer"]),
-    ("MESH:D009369", "Neoplasms", ["cancer", "tumor", "tumors", "cancers"]),
-    ("MESH:D011125", "Adenomatous Polyposis Coli", ["familial adenomatous polyposis"]),
-    ("MESH:D005334", "Fever", ["fever", "pyrexia"]),
-    ("MESH:D005076", "Exanthema", ["rash"]),
-    ("MESH:D002644", "Chickenpox", ["varicella"]),
-    ("MESH:D014777", "Virus Diseases", ["viral infection"]),
-    ("MESH:D051437", "Renal Insufficiency", ["kidney failure", "renal failure"]),
-    ("MESH:D006333", "Heart Failure", ["heart failure"]),
-]
-TEXT = "Varicella is a viral infection with fever and rash. Carriers risk breast cancer and ovarian cancer."
-SCHEMA = {"start", "end", "text", "entity_id", "entity_name", "score", "candidates"}
-
-
-def tiny_retriever() -> CandidateRetriever:
-    ids, names, preferred = [], [], []
-    for entity_id, name, synonyms in KB:
-        for k, n in enumerate([name, *synonyms]):
-            ids.append(entity_id)
-            names.append(n)
-            preferred.append(k == 0)
-    return CandidateRetriever.build(ids, names, preferred)
-
-
-def make_linker(tokenizer, directory: Path, mode: str = "mention", seed: int = 0, **config) -> Path:
-    from .conftest import tiny_model
-
-    model = tiny_model(tokenizer, mode=mode, seed=seed, num_candidates=4, **config)
-    return save_linker(directory, model, tokenizer, tiny_retriever(),
-                       card_data={"datasets": ["ncbi-disease"], "base_model": "prajjwal1/bert-tiny",
-                                  "eval_results": [{"dataset": "ncbi-disease", "split": "test",
-                                                    "metrics": {"acc@1": 0.5, "mrr": 0.6}}]})
-
-
-@pytest.fixture(scope="module")
-def linker_dir(bert_tokenizer, tmp_path_factory) -> Path:
-    return make_linker(bert_tokenizer, tmp_path_factory.mktemp("linker") / "checkpoint")
-
-
-@pytest.fixture(scope="module")
-def linker(linker_dir) -> EntityLinkingPipeline:
-    return load_linker(linker_dir)
 
 
 def test_matcher_longest_case_insensitive_word_boundaries():
     matcher = MentionMatcher(["breast cancer", "cancer", "Fever", "rash"])
     text = "BREAST CANCER, cancerous fever-rash; Fever."
     assert [text[s:e] for s, e in matcher.find(text)] == ["BREAST CANCER", "fever", "rash", "Fever"]
-
-
-def test_sentences_never_split_inside_a_mention():
-    text = "It is Dr. Smith syndrome. Then fever."
-    assert sentence_spans(text, []) != sentence_spans(text, [(6, 24)])
-    assert all(not (s < 6 < e) or e >= 24 for s, e in sentence_spans(text, [(6, 24)]))
 
 
 def test_saved_directory_layout(linker_dir):
@@ -118,11 +65,28 @@ def test_given_spans_keep_input_order_and_duplicates(linker):
     assert batch[0] == out and batch[1] == linker(TEXT) and batch[2] == []
 
 
-def test_every_mode_links_the_same_mentions(bert_tokenizer, tmp_path, linker):
-    reference = [(m["start"], m["end"]) for m in linker(TEXT)]
-    for mode in ("pair", "sentence", "passage", "document"):
-        out = linker(TEXT, mode=mode)
-        assert [(m["start"], m["end"]) for m in out] == reference
+@pytest.mark.parametrize("mode", ["pair", "mention", "sentence", "passage", "document"])
+def test_every_mode_scores_every_candidate_at_its_own_slot(bert_tokenizer, tmp_path, mode):
+    """A model whose scorer is zeroed scores each candidate by its retrieval score alone, so every mode must give the
+    retriever's ranking and identical probabilities: a dropped, duplicated or misrouted slot would change them."""
+    import torch
+
+    directory = make_linker(bert_tokenizer, tmp_path / "retrieval_only", use_retrieval_score=True)
+    linker = load_linker(directory)
+    with torch.no_grad():
+        linker.model.scorer.weight.zero_()
+        linker.model.scorer.bias.zero_()
+    given = {"text": TEXT, "passages": [[0, 51], [52, len(TEXT)]]}
+    out = linker(given, mode=mode, top_k=4)
+    queries = [m["text"] for m in out]
+    retrieved = linker.retriever.search(queries, top_k=4)
+    assert [m["text"] for m in out] == ["Varicella", "viral infection", "fever", "rash", "breast cancer",
+                                        "ovarian cancer"]
+    for mention, candidates in zip(out, retrieved, strict=True):
+        assert [c["id"] for c in mention["candidates"]] == [c.entity_id for c in candidates]
+        weight = linker.model.retrieval_weight.item()
+        expected = torch.softmax(torch.tensor([weight * c.score for c in candidates]), dim=0).tolist()
+        assert [c["score"] for c in mention["candidates"]] == pytest.approx(expected, abs=2e-6)
 
 
 def test_nil_threshold(linker):
@@ -141,6 +105,7 @@ print(json.dumps({{"raw": raw, "spans": spans, "module": type(linker).__module__
 """
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_pipeline_where_bel_is_not_installed(linker_dir, linker, tmp_path, hf_home):
     given = {"text": TEXT, "mentions": [{"start": 66, "end": 79}, {"start": 0, "end": 9}]}
     elsewhere = tmp_path / "elsewhere"
@@ -164,15 +129,6 @@ def test_pickle_only_checkpoint_is_refused(linker_dir, tmp_path):
     torch.save({}, pickled / "pytorch_model.bin")
     with pytest.raises(ValueError, match="only as pickle.*pytorch_model.bin"):
         load_linker(pickled)
-
-
-def test_candidate_text_matches_training():
-    examples = pytest.importorskip("bel.examples")
-    from bel.pipeline_bel import candidate_text
-    from bel.retrieval_bel import Candidate
-
-    for name, preferred in [("breast cancer", "Breast Neoplasms"), ("Fever", "fever"), ("rash", "")]:
-        assert candidate_text(name, preferred) == examples.candidate_text(Candidate("X:1", name, preferred, 0.5))
 
 
 def test_matcher_abbreviations_need_their_case_and_stopwords_never_match():

@@ -1,32 +1,23 @@
-"""Corpus readers/writers (PubTator, JSONL, BioC), sentence splitting and named datasets."""
+"""Corpus readers/writers (PubTator, JSONL, BioC) and named datasets."""
 
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from bel.data.bioc_io import read_bioc, write_bioc
 from bel.data.datasets import DATASETS, data_dir, load_corpus, load_kb
 from bel.data.document import Document, Mention, Passage
 from bel.data.jsonl import JsonlFormatError, read_jsonl, write_jsonl
 from bel.data.pubtator import PubTatorFormatError, iter_pubtator, read_pubtator, write_pubtator
-from bel.data.sentences import document_sentences, sentence_spans
+
+from .helpers import real_data_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NCBI_FIXTURE = FIXTURES / "bel_mini_ncbi.pubtator"
 BC5CDR_FIXTURE = FIXTURES / "bel_mini_bc5cdr.pubtator"
-
-
-def real_data_dir() -> Path:
-    path = Path(os.environ.get("BEL_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path}; set BEL_DATA_DIR")
-    return path
 
 
 def mention_tuples(docs: list[Document]) -> list:
@@ -132,56 +123,6 @@ def test_jsonl_malformed_lines(tmp_path: Path, content: str, line: int) -> None:
         read_jsonl(path)
 
 
-# ---------------------------------------------------------------- sentences
-def test_sentence_spans_basic_and_offset() -> None:
-    text = "Mr. Smith has breast cancer. It spread.  Dr. X saw it. "
-    spans = sentence_spans(text)
-    assert [text[a:b] for a, b in spans] == ["Mr. Smith has breast cancer.", "It spread.", "Dr. X saw it."]
-    shifted = sentence_spans(text, offset=100)
-    assert shifted == [(a + 100, b + 100) for a, b in spans]
-
-
-def test_sentence_spans_never_cut_a_mention() -> None:
-    text = "Mr. Smith has breast cancer. It spread. Dr. X saw it."
-    cut = (text.index("cancer"), text.index("spread") + 6)
-    spans = sentence_spans(text, [(cut[0] + 10, cut[1] + 10)], offset=10)
-    assert [text[a - 10 : b - 10] for a, b in spans] == ["Mr. Smith has breast cancer. It spread.", "Dr. X saw it."]
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(["Dr. A saw it.", "Cancer grew!", "Is it bad?", "e.g. this one", "  ", "x.y. z", "\n"]),
-                min_size=1, max_size=8), st.data())
-def test_sentence_spans_properties(parts: list[str], data: st.DataObject) -> None:
-    text = " ".join(parts)
-    mentions = []
-    if len(text) > 2:
-        start = data.draw(st.integers(0, len(text) - 2))
-        mentions = [(start, data.draw(st.integers(start + 1, len(text))))]
-    spans = sentence_spans(text, mentions)
-    covered = set()
-    for start, end in spans:
-        assert not text[start].isspace() and not text[end - 1].isspace()
-        covered.update(range(start, end))
-    assert all(i in covered for i, c in enumerate(text) if not c.isspace())
-    assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:], strict=False))
-    for m_start, m_end in mentions:
-        if text[m_start:m_end].strip():
-            assert sum(1 for a, b in spans if a < m_end and m_start < b) == 1
-
-
-def test_document_sentences_stay_inside_passages() -> None:
-    for doc in read_pubtator(NCBI_FIXTURE):
-        spans = document_sentences(doc)
-        for start, end in spans:
-            assert any(p.offset <= start and end <= p.end for p in doc.passages)
-        for mention in doc.mentions:
-            assert any(a <= mention.start and mention.end <= b for a, b in spans)
-    doc = read_pubtator(NCBI_FIXTURE)[0]
-    texts = [doc.text[a:b] for a, b in document_sentences(doc)]
-    assert texts[0] == doc.passages[0].text and texts[1] == "Familial breast cancer is common."
-    assert len(texts) == 3 and texts[2].startswith("Dr. Smith")  # "Dr." is not a sentence end
-
-
 # ---------------------------------------------------------------- datasets and real data
 def test_data_dir_errors_name_the_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(FileNotFoundError, match="data-dir"):
@@ -195,6 +136,7 @@ def test_data_dir_errors_name_the_option(tmp_path: Path, monkeypatch: pytest.Mon
         load_corpus("nope", "test", tmp_path)
 
 
+@pytest.mark.data
 def test_real_ncbi_round_trip_is_byte_identical(tmp_path: Path) -> None:
     source = real_data_dir() / "ncbi_disease" / "NCBItestset_corpus.txt"
     out = tmp_path / "ncbi_test.txt"
@@ -202,6 +144,7 @@ def test_real_ncbi_round_trip_is_byte_identical(tmp_path: Path) -> None:
     assert out.read_bytes() == source.read_bytes()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", ["NCBItrainset_corpus.txt", "NCBIdevelopset_corpus.txt"])
 def test_real_ncbi_train_dev_round_trip(tmp_path: Path, name: str) -> None:
     source = real_data_dir() / "ncbi_disease" / name
@@ -209,6 +152,7 @@ def test_real_ncbi_train_dev_round_trip(tmp_path: Path, name: str) -> None:
     assert (tmp_path / name).read_bytes() == source.read_bytes()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", ["CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt",
                                   "CDR_TestSet.PubTator.txt"])
 def test_real_bc5cdr_round_trip(tmp_path: Path, name: str) -> None:
@@ -217,6 +161,7 @@ def test_real_bc5cdr_round_trip(tmp_path: Path, name: str) -> None:
     assert (tmp_path / name).read_bytes() == source.read_bytes()
 
 
+@pytest.mark.data
 def test_real_corpus_counts() -> None:
     root = real_data_dir()
     counts = {(name, split): sum(len(d.mentions) for d in load_corpus(name, split, root))
@@ -229,6 +174,7 @@ def test_real_corpus_counts() -> None:
     assert len(load_corpus("ncbi-disease", "train", root)) == 593
 
 
+@pytest.mark.data
 def test_real_kbs_for_datasets() -> None:
     root = real_data_dir()
     assert len(load_kb("ncbi-disease", root)) == 11915

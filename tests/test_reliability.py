@@ -12,26 +12,14 @@ import time
 import pytest
 
 from bel.linking import iter_documents, link_file
-from bel.pipeline_bel import MentionMatcher
+from bel.matching_bel import MentionMatcher
 
-from .test_link_cli import bel, write_pubtator_corpus
-from .test_pipeline import KB, TEXT, make_linker
+from .helpers import ALL_NAMES, TEXT, bel, write_pubtator_corpus
 
-ALL_NAMES = [n for _, name, synonyms in KB for n in (name, *synonyms)]
-EXOTIC = ("Ο ασθενής έχει fever και rash. Cafe\u0301 au lait spots \U0001F9EC with breast cancer!\r\n"
-          "Ovarian cancer \u2014 \U0001F468\u200D\U0001F469\u200D\U0001F467 renal failure.\r\n")
-
-
-@pytest.fixture(scope="module")
-def linker_dir(bert_tokenizer, tmp_path_factory):
-    return make_linker(bert_tokenizer, tmp_path_factory.mktemp("reliability") / "model", mode="mention")
-
-
-@pytest.fixture(scope="module")
-def linker(linker_dir):
-    from bel import load_linker
-
-    return load_linker(linker_dir)
+EXOTIC = (
+    "Ο ασθενής έχει fever και rash. Cafe\u0301 au lait spots \U0001f9ec with breast cancer!\r\n"
+    "Ovarian cancer \u2014 \U0001f468\u200d\U0001f469\u200d\U0001f467 renal failure.\r\n"
+)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline input
@@ -42,12 +30,15 @@ def test_empty_or_blank_text_gives_no_mentions(linker, text):
     assert linker({"text": text, "mentions": []}) == []
 
 
-@pytest.mark.parametrize(("span", "message"), [
-    ((5, 500), r"input 1, mention 1 \(5, 500\): the span is outside the text"),
-    ((-1, 3), r"input 1, mention 1 \(-1, 3\): the span is outside the text"),
-    ((9, 3), r"input 1, mention 1 \(9, 3\): the span is reversed"),
-    ((4, 4), r"input 1, mention 1 \(4, 4\): zero-length span"),
-])
+@pytest.mark.parametrize(
+    ("span", "message"),
+    [
+        ((5, 500), r"input 1, mention 1 \(5, 500\): the span is outside the text"),
+        ((-1, 3), r"input 1, mention 1 \(-1, 3\): the span is outside the text"),
+        ((9, 3), r"input 1, mention 1 \(9, 3\): the span is reversed"),
+        ((4, 4), r"input 1, mention 1 \(4, 4\): zero-length span"),
+    ],
+)
 def test_bad_spans_name_the_input_and_mention(linker, span, message):
     good = {"text": TEXT, "mentions": [{"start": 0, "end": 9}]}
     bad = {"text": TEXT, "mentions": [{"start": 0, "end": 9}, {"start": span[0], "end": span[1]}]}
@@ -134,6 +125,7 @@ def test_pubtator_errors_name_file_and_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ crash, determinism
+@pytest.mark.slow  # `bel link` twice in fresh interpreters, one killed
 def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, linker, tmp_path):
     source = tmp_path / "in.pubtator"
     write_pubtator_corpus(source, copies=30)  # 150 documents
@@ -141,10 +133,22 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, l
 
     out = tmp_path / "out.jsonl"
     sidecar = tmp_path / "out.jsonl.part-0-of-1.jsonl.progress.json"
-    command = [sys.executable, "-m", "bel", "link", str(linker_dir), str(source), "--output", str(out),
-               "--batch-size", "4", "--no-progress"]
-    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "bel",
+        "link",
+        str(linker_dir),
+        str(source),
+        "--output",
+        str(out),
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if sidecar.exists() and json.loads(sidecar.read_text() or "{}").get("documents", 0) >= 20:
@@ -161,16 +165,20 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, l
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pubtator", "out.jsonl", "reference.jsonl"]
 
 
+@pytest.mark.slow  # `bel link` in a fresh interpreter
 def test_output_is_byte_identical_across_runs_and_batch_sizes(linker_dir, linker, tmp_path):
     """`bel link` (batch 5) == in-process link_file (batch 1 and 3, twice); the SIGKILL test also compares runs."""
     source = tmp_path / "in.pubtator"
     write_pubtator_corpus(source, copies=4)
     out = tmp_path / "cli.jsonl"
-    assert bel("link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "5",
-               "--top-k", "4").returncode == 0
+    assert (
+        bel("link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "5", "--top-k", "4").returncode
+        == 0
+    )
     outputs = [out.read_bytes()]
     for k, batch_size in enumerate([1, 3, 3]):
-        outputs.append(link_file(linker, source, tmp_path / f"api{k}.jsonl", batch_size=batch_size,
-                                 top_k=4).read_bytes())
+        outputs.append(
+            link_file(linker, source, tmp_path / f"api{k}.jsonl", batch_size=batch_size, top_k=4).read_bytes()
+        )
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
     assert b'"score": ' in outputs[0]

@@ -25,7 +25,7 @@ import torch
 
 from bel.batching import TokenBudgetBatchSampler, sequence_units
 from bel.modeling_bel import length_batches
-from bel.tokenization_bel import simple_sentence_spans
+from bel.sentences_bel import document_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def cross_encoder_pairs(inputs) -> list[tuple[str, str]]:
     """(sentence with the mention marked, "mention [SEP] candidate name") for every pair, as plain text."""
     pairs = []
     for doc in inputs:
-        sentences = list(doc.sentences or simple_sentence_spans(doc.text))
+        sentences = list(doc.sentences or document_sentences(doc.text, doc.mentions, doc.passages))
         for (start, end), names in zip(doc.mentions, doc.candidates, strict=True):
             s, e = next(((a, b) for a, b in sentences if a <= start < b), (start, end))
             context = f"{doc.text[s:start]}[Ms] {doc.text[start:end]} [Me]{doc.text[end:max(e, end)]}"

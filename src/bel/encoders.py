@@ -21,7 +21,7 @@ def set_attention_dropout(model, probability: float) -> int:
     Why 0 by default: with attention dropout PyTorch's SDPA cannot use its fused kernel in training and materialises
     `(batch_size, heads, sequence_length, sequence_length)` probabilities and masks. On CPU that doubled the training
     cost per token of ~400-token packed sequences (1.54 vs 0.74 ms, MiniLM, one thread) against 1.27x for `pair`'s
-    88-token ones (`eval/attention_dropout_probe.py`).
+    88-token ones (`eval/experiments/attention_dropout_probe.py`).
     """
     import torch
 

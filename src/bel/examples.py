@@ -10,7 +10,8 @@ Policy (DESIGN section 2, calibration lessons):
   shuffled with a seeded RNG. Mentions without ids, or whose gold is not in the KB, are left out of training.
 - Evaluation: the top-C candidates as retrieved (no injection, no shuffle); every mention is kept and scored.
 - A candidate is shown as the KB name that matched, followed by the preferred name in parentheses when it differs:
-  ``"matched name (preferred name)"``. See :func:`candidate_text`.
+  ``"matched name (preferred name)"`` (``bel.inputs_bel.candidate_text``, the pipeline's rule).
+- Queries, candidates, sentences and candidate texts come from ``bel.inputs_bel``, the path the pipeline uses.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bel.retrieval_bel import Candidate, CandidateRetriever, expand_abbreviations, find_abbreviations
+from bel.data.datasets import load_corpus, load_kb
+from bel.data.pubtator import read_pubtator
+from bel.inputs_bel import build_linking_input, retrieve
+from bel.kb import KnowledgeBase
+from bel.retrieval_bel import Candidate, CandidateRetriever
 from bel.tokenization_bel import LinkingInput
 
 logger = logging.getLogger(__name__)
@@ -36,16 +41,6 @@ class DocumentExample:
     gold_ids: list[tuple[str, ...]]
     raw_gold_ids: list[tuple[str, ...]] = field(default_factory=list)
     retrieved_ids: list[list[str]] = field(default_factory=list)
-
-
-def candidate_text(candidate: Candidate) -> str:
-    """The text a candidate is shown by: its matched name, plus ``(preferred name)`` when that differs.
-
-    Delegates to the pipeline's rule so training and inference read exactly the same candidate text.
-    """
-    from bel.pipeline_bel import candidate_text as pipeline_candidate_text
-
-    return pipeline_candidate_text(candidate.name, candidate.preferred_name)
 
 
 def canonical_gold(ids: Sequence[str], kb) -> tuple[str, ...]:
@@ -66,19 +61,12 @@ def build_retriever(kb, train_documents: Sequence = ()) -> CandidateRetriever:
                     aliases.append((entity_id, mention.text))
                     sources.append(doc.id)
     return CandidateRetriever.build(
-        [r[0] for r in rows], [r[1] for r in rows], preferred=[r[2] for r in rows], aliases=aliases,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        preferred=[r[2] for r in rows],
+        aliases=aliases,
         alias_sources=sources,
     )
-
-
-def document_spans(doc) -> tuple[list[tuple[int, int]] | None, list[tuple[int, int]]]:
-    """Sentence spans (from ``bel.data.sentences`` when available, else the tokenizer's rule) and passage spans."""
-    passages = [(p.offset, p.end) for p in sorted(doc.passages, key=lambda p: p.offset)] or [(0, len(doc.text))]
-    try:
-        from bel.data.sentences import document_sentences
-    except ImportError:
-        return None, passages
-    return [tuple(s) for s in document_sentences(doc)], passages
 
 
 def build_examples(
@@ -92,7 +80,7 @@ def build_examples(
     retrieve_k: int | None = None,
     abbreviations: bool = True,
 ) -> list[DocumentExample]:
-    """One :class:`DocumentExample` per document with at least one (kept) mention.
+    """One :class:`DocumentExample` per document with at least one (kept) mention, built by ``bel.inputs_bel``.
 
     ``training=True`` excludes each document's own aliases, drops mentions without a KB gold id, injects missed gold
     entities and shuffles candidates. ``retrieve_k`` (>= ``num_candidates``) retrieves more entities for recall@k.
@@ -101,110 +89,81 @@ def build_examples(
     """
     rng = random.Random(seed)
     retrieve_k = max(retrieve_k or num_candidates, num_candidates)
-    queries, owners = [], []
-    for d, doc in enumerate(documents):
-        defined = find_abbreviations(doc.text) if abbreviations else {}
-        for m, mention in enumerate(doc.mentions):
-            queries.append(expand_abbreviations(mention.text, defined))
-            owners.append((d, m))
-    exclude = [{documents[d].id} for d, _ in owners] if training else None
-    results = retriever.search(queries, top_k=retrieve_k, exclude_sources=exclude) if queries else []
-    retrieved = dict(zip(owners, results, strict=True))
+    spans = [[(m.start, m.end) for m in doc.mentions] for doc in documents]
+    found = retrieve(
+        retriever,
+        [(doc.text, doc_spans) for doc, doc_spans in zip(documents, spans, strict=True)],
+        retrieve_k,
+        exclude_sources=[{doc.id} for doc in documents] if training else None,
+        abbreviations=abbreviations,
+    )
     examples = []
-    for d, doc in enumerate(documents):
-        spans, texts, ids, golds, raws, scores, labels, deep = [], [], [], [], [], [], [], []
-        for m, mention in enumerate(doc.mentions):
-            gold = canonical_gold(mention.ids, kb)
-            if training and not any(g in retriever for g in gold):
-                continue
-            found = retrieved[(d, m)]
-            cands = list(found[:num_candidates])
-            if training:
-                if not any(c.entity_id in gold for c in cands):
-                    entity = next(g for g in gold if g in retriever)
-                    name = retriever.preferred_name(entity)
-                    cands = cands[: num_candidates - 1] + [Candidate(entity, name, name, 0.0)]
-                rng.shuffle(cands)
-            spans.append((mention.start, mention.end))
-            texts.append([candidate_text(c) for c in cands])
-            ids.append([c.entity_id for c in cands])
-            scores.append([float(c.score) for c in cands])
-            labels.append([1.0 if c.entity_id in gold else 0.0 for c in cands])
-            golds.append(gold)
-            raws.append(tuple(mention.ids))
-            deep.append([c.entity_id for c in found])
-        if not spans:
-            continue
-        sentences, passages = document_spans(doc)
-        linking = LinkingInput(
-            text=doc.text, mentions=spans, candidates=texts, sentences=sentences, passages=passages,
-            candidate_scores=scores, candidate_labels=labels,
-        )
-        examples.append(DocumentExample(doc.id, linking, ids, golds, raws, deep))
-    logger.info("built %d documents, %d mentions (%s)", len(examples), sum(len(e.gold_ids) for e in examples),
-                "training" if training else "evaluation")
+    for doc, doc_spans, doc_found in zip(documents, spans, found, strict=True):
+        example = _document_example(doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None)
+        if example is not None:
+            examples.append(example)
+    logger.info(
+        "built %d documents, %d mentions (%s)",
+        len(examples),
+        sum(len(e.gold_ids) for e in examples),
+        "training" if training else "evaluation",
+    )
     return examples
 
 
+def _document_example(doc, spans, found, retriever, num_candidates, kb, rng) -> DocumentExample | None:
+    """A document's example; ``rng`` set means training (gold injected, candidates shuffled, unlinkable dropped)."""
+    keep, candidates, golds = [], [], []
+    for m, mention in enumerate(doc.mentions):
+        gold = canonical_gold(mention.ids, kb)
+        if rng is not None and not any(g in retriever for g in gold):
+            continue
+        chosen = list(found[m][:num_candidates])
+        if rng is not None:
+            chosen = _inject_gold(chosen, gold, retriever, num_candidates)
+            rng.shuffle(chosen)
+        keep.append(m)
+        candidates.append(chosen)
+        golds.append(gold)
+    if not keep:
+        return None
+    shown = [[] for _ in doc.mentions]
+    for m, chosen in zip(keep, candidates, strict=True):
+        shown[m] = chosen
+    labels = [
+        [1.0 if c.entity_id in gold else 0.0 for c in chosen] for chosen, gold in zip(candidates, golds, strict=True)
+    ]
+    passages = [(p.offset, p.end) for p in doc.passages] or None
+    linking = build_linking_input(doc.text, spans, shown, passages=passages, keep=keep, labels=labels)
+    return DocumentExample(
+        doc.id,
+        linking,
+        [[c.entity_id for c in chosen] for chosen in candidates],
+        golds,
+        [tuple(doc.mentions[m].ids) for m in keep],
+        [[c.entity_id for c in found[m]] for m in keep],
+    )
+
+
+def _inject_gold(candidates: list[Candidate], gold: tuple[str, ...], retriever, num_candidates: int) -> list[Candidate]:
+    """``candidates`` with the first linkable gold entity replacing the last one when retrieval missed every gold."""
+    if any(c.entity_id in gold for c in candidates):
+        return candidates
+    entity = next(g for g in gold if g in retriever)
+    name = retriever.preferred_name(entity)
+    return candidates[: num_candidates - 1] + [Candidate(entity, name, name, 0.0)]
+
+
 # --------------------------------------------------------------------------------------------------- data loading
-_FALLBACK_FILES = {
-    "ncbi-disease": ("ncbi_disease", {"train": "NCBItrainset_corpus.txt", "dev": "NCBIdevelopset_corpus.txt",
-                                      "test": "NCBItestset_corpus.txt"}, "ncbi_disease/medic_06Jul2012.txt", None),
-    "bc5cdr-disease": ("bc5cdr", {"train": "CDR_TrainingSet.PubTator.txt", "dev": "CDR_DevelopmentSet.PubTator.txt",
-                                  "test": "CDR_TestSet.PubTator.txt"}, "mesh/mesh2024_descriptors.txt.gz", "Disease"),
-    "bc5cdr-chemical": ("bc5cdr", {"train": "CDR_TrainingSet.PubTator.txt", "dev": "CDR_DevelopmentSet.PubTator.txt",
-                                   "test": "CDR_TestSet.PubTator.txt"}, "mesh/mesh2024_descriptors.txt.gz", "Chemical"),
-}
-DATASETS = tuple(_FALLBACK_FILES)
-
-
-def _data_dir(explicit: str | None):
-    try:
-        from bel.data.datasets import data_dir
-    except ImportError:
-        import os
-        from pathlib import Path
-
-        value = explicit or os.environ.get("BEL_DATA_DIR")
-        if not value:
-            raise FileNotFoundError("No data directory: pass --data-dir DIR or set BEL_DATA_DIR.") from None
-        return Path(value)
-    return data_dir(explicit)
-
-
 def load_documents(dataset: str | None, split: str, data_dir: str | None = None, file: str | None = None) -> list:
-    """Documents of ``dataset``'s ``split`` (via ``bel.data.datasets`` when present), or of an explicit file.
-
-    Explicit files are PubTator (``.txt``/``.pubtator``); mentions keep all types.
-    """
-    from bel.data import read_pubtator
-
+    """Documents of ``dataset``'s ``split`` (see ``bel.data.datasets``), or of an explicit PubTator file (all types)."""
     if file:
         return read_pubtator(file)
-    if dataset not in _FALLBACK_FILES:
-        raise ValueError(f"--dataset must be one of {', '.join(DATASETS)} (or pass explicit --*-file options).")
-    try:
-        from bel.data.datasets import load_corpus
-    except ImportError:
-        folder, splits, _, mention_type = _FALLBACK_FILES[dataset]
-        docs = read_pubtator(_data_dir(data_dir) / folder / splits[split])
-        if mention_type:
-            for doc in docs:
-                doc.mentions = [m for m in doc.mentions if m.type == mention_type]
-        return docs
     return load_corpus(dataset, split, data_dir)
 
 
-def load_knowledge_base(dataset: str | None, data_dir: str | None = None, file: str | None = None):
-    """The KB of ``dataset`` (via ``bel.data.datasets`` when present), or an explicit KB file (any ``bel.kb`` format)."""
-    from bel.kb import KnowledgeBase
-
+def load_knowledge_base(dataset: str | None, data_dir: str | None = None, file: str | None = None) -> KnowledgeBase:
+    """The KB of ``dataset`` (see ``bel.data.datasets``), or an explicit KB file (any ``bel.kb`` format)."""
     if file:
         return KnowledgeBase.load(file)
-    if dataset not in _FALLBACK_FILES:
-        raise ValueError(f"--dataset must be one of {', '.join(DATASETS)} (or pass --kb-file).")
-    try:
-        from bel.data.datasets import load_kb
-    except ImportError:
-        return KnowledgeBase.load(_data_dir(data_dir) / _FALLBACK_FILES[dataset][2])
     return load_kb(dataset, data_dir)

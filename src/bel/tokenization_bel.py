@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import copy
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,23 +22,29 @@ import torch
 from transformers import AutoTokenizer, TokenizersBackend
 
 from .configuration_bel import PACKING_MODES, TEMPLATES
+from .sentences_bel import document_sentences
 
 MENTION_START = "[Ms]"
 MENTION_END = "[Me]"
 PACKED_KEYS = (
-    "input_ids", "token_type_ids", "slot_positions", "slot_ends", "slot_document", "slot_mention", "slot_candidate"
+    "input_ids",
+    "token_type_ids",
+    "slot_positions",
+    "slot_ends",
+    "slot_document",
+    "slot_mention",
+    "slot_candidate",
 )
 
 Span = tuple[int, int]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 @dataclass
 class LinkingInput:
     """One document's linking problem: its text, mention spans, and the candidate names of each mention.
 
-    `sentences` and `passages` are character spans; when absent, sentences come from a simple rule-based splitter
-    (the `bel` package passes pysbd sentences) and the whole text is one passage.
+    `sentences` and `passages` are character spans; when absent, the whole text is one passage and sentences come from
+    `sentences_bel.document_sentences` (what `inputs_bel.build_linking_input` fills in).
     """
 
     text: str
@@ -49,17 +54,6 @@ class LinkingInput:
     passages: Sequence[Span] | None = None
     candidate_scores: Sequence[Sequence[float]] | None = None
     candidate_labels: Sequence[Sequence[float]] | None = None
-
-
-def simple_sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Split `text[start:end]` after `.`, `!` or `?` followed by whitespace and an upper-case letter or digit."""
-    end = len(text) if end is None else end
-    spans, begin = [], start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        spans.append((begin, match.start()))
-        begin = match.end()
-    spans.append((begin, end))
-    return [(s, e) for s, e in spans if e > s]
 
 
 class BelTokenizer(TokenizersBackend):
@@ -234,7 +228,7 @@ class _DocumentPacker:
         self.ms, self.me = tokenizer.mention_marker_ids
         names.prepare({name for candidates in document.candidates for name in candidates})
         passages = list(document.passages or [(0, len(document.text))])
-        sentences = list(document.sentences or [s for p in passages for s in simple_sentence_spans(document.text, *p)])
+        sentences = list(document.sentences or document_sentences(document.text, document.mentions, passages))
         self._tokenize(tokenizer.backend_tokenizer, sentences, passages)
         self.sentence_of = _containing(sorted(sentences), document.mentions)
         self.passage_of = _containing(sorted(passages), document.mentions)
@@ -256,7 +250,6 @@ class _DocumentPacker:
             self.ids.extend(encoding.ids)
         self.at[cuts[-1]] = len(self.ids)
         self.cores = [(self.at[s], self.at[e]) for s, e in self.doc.mentions]
-
 
     # ----------------------------------------------------------------------------------------------- grouping
     def pack(self, mode: str) -> list[dict[str, list]]:
@@ -348,8 +341,9 @@ class _DocumentPacker:
         markers = 2 * len({item.mention for item in items})
 
         def windows(cap: int) -> list[Span]:
-            return _merge([_grow(core, bound, max(min(bound[1] - bound[0], cap), core[1] - core[0]))
-                           for bound, core in bounds])
+            return _merge(
+                [_grow(core, bound, max(min(bound[1] - bound[0], cap), core[1] - core[0])) for bound, core in bounds]
+            )
 
         result = windows(self.context_length)
         if _length(result) + markers > budget:

@@ -1,4 +1,4 @@
-"""Corpus readers and writers (PubTator, BioC, JSONL), sentence splitting and dataset loading."""
+"""Corpus readers and writers (PubTator, BioC, JSONL) and dataset loading (sentences: ``bel.sentences_bel``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from bel.data.datasets import DATASETS, data_dir, load_corpus, load_kb
 from bel.data.document import Document, Mention, Passage, Relation
 from bel.data.jsonl import read_jsonl, write_jsonl
 from bel.data.pubtator import PubTatorFormatError, iter_pubtator, read_pubtator, write_pubtator
-from bel.data.sentences import document_sentences, sentence_spans
 
 __all__ = [
-    "DATASETS", "Document", "Mention", "Passage", "PubTatorFormatError", "Relation", "data_dir", "document_sentences",
-    "iter_pubtator", "load_corpus", "load_kb", "read_jsonl", "read_pubtator", "sentence_spans", "write_jsonl",
+    "DATASETS", "Document", "Mention", "Passage", "PubTatorFormatError", "Relation", "data_dir",
+    "iter_pubtator", "load_corpus", "load_kb", "read_jsonl", "read_pubtator", "write_jsonl",
     "write_pubtator",
 ]

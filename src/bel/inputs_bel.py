@@ -1,0 +1,110 @@
+"""The one path from a document's mentions to the reranker's input (Hub-portable core file).
+
+Training (`bel.examples`), evaluation (`bel eval`), `bel link` and the `entity-linking` pipeline all build their
+inputs here, so what is measured is what is shipped:
+
+1. [`retrieval_queries`]: each mention as written, with the short forms its document defines expanded
+   ("DM" -> "myotonic dystrophy" after "myotonic dystrophy (DM)").
+2. [`retrieve`]: the retriever's top candidates for every query (optionally leaving some sources out, as training
+   does with a mention's own document).
+3. [`build_linking_input`]: sentences from [`document_sentences`] (split with every given mention, per passage),
+   each candidate shown by [`candidate_text`], and the retriever's scores beside them.
+
+Only the standard library and sibling core files are imported, so the file ships inside a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from .retrieval_bel import Candidate, CandidateRetriever, expand_abbreviations, find_abbreviations
+from .sentences_bel import document_sentences
+from .tokenization_bel import LinkingInput
+
+Span = tuple[int, int]
+
+
+def candidate_text(name: str, preferred_name: str) -> str:
+    """Text the reranker reads for a candidate: the matched KB name, plus `(preferred name)` when it differs.
+
+    >>> candidate_text("breast cancer", "Breast Neoplasms")
+    'breast cancer (Breast Neoplasms)'
+    >>> candidate_text("Fever", "fever")
+    'Fever'
+    """
+    if preferred_name and preferred_name.lower() != name.lower():
+        return f"{name} ({preferred_name})"
+    return name
+
+
+def retrieval_queries(text: str, mentions: Sequence[Span], expand: bool = True) -> list[str]:
+    """The retriever's query for each mention: its text with the document's defined short forms expanded.
+
+    >>> retrieval_queries("Myotonic dystrophy (DM) is rare. DM patients", [(33, 35)])
+    ['Myotonic dystrophy']
+    """
+    defined = find_abbreviations(text) if expand and mentions else {}
+    return [expand_abbreviations(text[start:end], defined) for start, end in mentions]
+
+
+def retrieve(
+    retriever: CandidateRetriever,
+    documents: Sequence[tuple[str, Sequence[Span]]],
+    top_k: int,
+    *,
+    exclude_sources: Sequence[Collection[str]] | None = None,
+    abbreviations: bool = True,
+) -> list[list[list[Candidate]]]:
+    """Candidates of every mention of every `(text, mentions)` document: `result[document][mention]`.
+
+    `exclude_sources[d]` hides the aliases contributed only by those sources (e.g. document `d`'s own id) from
+    document `d`'s searches. Without exclusions each distinct query is searched once.
+    """
+    queries = [retrieval_queries(text, mentions, abbreviations) for text, mentions in documents]
+    flat = [query for doc_queries in queries for query in doc_queries]
+    if not flat:
+        return [[] for _ in documents]
+    if exclude_sources is None:
+        distinct = sorted(set(flat))
+        found = dict(zip(distinct, retriever.search(distinct, top_k=top_k), strict=True))
+        results = [found[query] for query in flat]
+    else:
+        excluded = [exclude_sources[d] for d, doc_queries in enumerate(queries) for _ in doc_queries]
+        results = retriever.search(flat, top_k=top_k, exclude_sources=excluded)
+    per_document, at = [], 0
+    for doc_queries in queries:
+        per_document.append(results[at : at + len(doc_queries)])
+        at += len(doc_queries)
+    return per_document
+
+
+def build_linking_input(
+    text: str,
+    mentions: Sequence[Span],
+    candidates: Sequence[Sequence[Candidate]],
+    *,
+    passages: Sequence[Span] | None = None,
+    keep: Sequence[int] | None = None,
+    labels: Sequence[Sequence[float]] | None = None,
+) -> LinkingInput:
+    """The reranker input of one document.
+
+    `candidates[m]` are mention `m`'s candidates in the order they are scored. `keep` selects the mentions that go into
+    the input (default: all); sentences are always split with every mention of `mentions`, so dropping a mention
+    (training leaves out mentions whose gold entity is not in the KB) never moves a sentence boundary. `labels`, one
+    list per kept mention, are training targets.
+    """
+    passages = sorted(passages) if passages else [(0, len(text))]
+    keep = range(len(mentions)) if keep is None else keep
+    return LinkingInput(
+        text=text,
+        mentions=[tuple(mentions[m]) for m in keep],
+        candidates=[[candidate_text(c.name, c.preferred_name) for c in candidates[m]] for m in keep],
+        sentences=document_sentences(text, mentions, passages),
+        passages=passages,
+        candidate_scores=[[float(c.score) for c in candidates[m]] for m in keep],
+        candidate_labels=[list(row) for row in labels] if labels is not None else None,
+    )
+
+
+__all__ = ["build_linking_input", "candidate_text", "retrieval_queries", "retrieve"]

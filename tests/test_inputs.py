@@ -1,0 +1,97 @@
+"""One input path: training/evaluation examples and the pipeline (`bel link`'s path) build identical reranker inputs.
+
+The pipeline is run for real on corpus documents with their gold spans (through `bel.linking.pipeline_input`, exactly
+as `bel link` feeds it); only `model.score` is replaced by a recorder, so the comparison covers detection-free
+preprocessing, abbreviation-expanded queries, retrieval, sentences, passages, candidate texts and retrieval scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bel import EntityLinkingPipeline
+from bel.data.pubtator import read_pubtator
+from bel.examples import build_examples, build_retriever
+from bel.inputs_bel import candidate_text, retrieval_queries
+from bel.kb import KnowledgeBase
+from bel.linking import pipeline_input
+
+from .helpers import FIXTURES, real_data_dir, tiny_model
+
+LINKING_FIELDS = ("text", "mentions", "sentences", "passages", "candidates", "candidate_scores")
+
+
+def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_size: int = 4):
+    """The queries the pipeline searched and the LinkingInput it scored per document text."""
+    model = tiny_model(tokenizer, num_candidates=num_candidates)
+    linker = EntityLinkingPipeline(model=model, tokenizer=tokenizer, retriever=retriever, task="entity-linking")
+    searched, scored = [], {}
+    search = retriever.search
+
+    def record_search(queries, *args, **kwargs):
+        searched.extend(queries)
+        return search(queries, *args, **kwargs)
+
+    def record_score(tokenizer, inputs, mode=None):
+        scored.update({item.text: item for item in inputs})
+        return [[[0.0] * len(candidates) for candidates in item.candidates] for item in inputs]
+
+    retriever.search, model.score = record_search, record_score
+    try:
+        outputs = linker([pipeline_input(doc, detect=False) for doc in documents], batch_size=batch_size)
+    finally:
+        del retriever.search
+    assert [len(out) for out in outputs] == [len(doc.mentions) for doc in documents]
+    return searched, scored
+
+
+def assert_same_inputs(tokenizer, kb, documents, retriever, num_candidates: int) -> int:
+    examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)
+    expected_queries = {
+        query for doc in documents for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions])
+    }
+    searched, scored = pipeline_inputs(tokenizer, retriever, documents, num_candidates)
+    assert set(searched) == expected_queries
+    compared = 0
+    for example in examples:
+        if not any(example.input.candidates):
+            assert example.input.text not in scored
+            continue
+        served = scored[example.input.text]
+        for field in LINKING_FIELDS:
+            assert [tuple(x) if isinstance(x, list) else x for x in getattr(served, field)] == [
+                tuple(x) if isinstance(x, list) else x for x in getattr(example.input, field)
+            ], f"{example.doc_id}: {field} differs between training/evaluation and the pipeline"
+        compared += 1
+    return compared
+
+
+def test_candidate_text_shows_the_matched_name_and_the_preferred_one():
+    assert candidate_text("breast cancer", "Breast Neoplasms") == "breast cancer (Breast Neoplasms)"
+    assert candidate_text("Fever", "fever") == "Fever"
+    assert candidate_text("rash", "") == "rash"
+
+
+def test_fixture_documents_get_identical_inputs(bert_tokenizer):
+    kb = KnowledgeBase.load(FIXTURES / "bel_mini_medic.txt")
+    documents = read_pubtator(FIXTURES / "bel_mini_ncbi.pubtator")
+    retriever = build_retriever(kb, documents)
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4) >= 2
+
+
+@pytest.mark.data
+def test_ncbi_test_split_gets_identical_inputs(bert_tokenizer, real_data):
+    """The sentence-skew check of issue 11 on every NCBI Disease test document (skips without the corpora)."""
+    from bel.data.datasets import load_corpus, load_kb
+
+    kb = load_kb("ncbi-disease", real_data)
+    retriever = build_retriever(kb, load_corpus("ncbi-disease", "train", real_data))
+    documents = load_corpus("ncbi-disease", "test", real_data)
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=16) == 100
+
+
+@pytest.fixture
+def real_data() -> Path:
+    return real_data_dir("ncbi_disease")
