@@ -1,7 +1,8 @@
 """The `bel` command line: `bel train|eval|bench|link|demo|push`, each with `--help`.
 
 Each subcommand lives in its own module `bel.commands.<name>` exposing `add_arguments(parser)` and `run(args) -> int`;
-they are imported only when used, so `bel link` never pays for training imports.
+`add_arguments` imports only light modules (options shared between subcommands come from `bel.commands.options`) and
+`run` imports the heavy ones (torch, training, ...) when the subcommand runs, so `bel link` never pays for training.
 """
 
 from __future__ import annotations
@@ -26,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="Logging level (default: INFO).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=summary, description=summary)
-        try:
-            _module(name).add_arguments(sub)
-        except ModuleNotFoundError as error:
-            if error.name != f"bel.commands.{name}":
-                raise
-            sub.set_defaults(unavailable=name)
+        _module(name).add_arguments(commands.add_parser(name, help=summary, description=summary))
     return parser
 
 
@@ -47,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    if getattr(args, "unavailable", None):
-        parser.error(f"`bel {args.command}` is not part of this build of bel.")
     return int(_module(args.command).run(args) or 0)
 
 

@@ -10,7 +10,15 @@ logger = logging.getLogger(__name__)
 
 
 def write_json_result(result: dict, output: str | None) -> None:
-    """Write a command's JSON result to `output` (parents created), or print it when no output is given."""
+    """Write a command's JSON result to `output` (parents created), or print it when no output is given.
+
+    The result gains a `"manifest"` key (command line, git sha, library versions, machine: `bel.manifest`) unless it
+    already has one.
+    """
+    from bel.manifest import run_manifest
+
+    if "manifest" not in result:
+        result = {**result, "manifest": run_manifest()}
     text = json.dumps(result, indent=2)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -5,37 +5,55 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bel.commands import write_json_result
+from bel.commands import options, write_json_result
 
 logger = logging.getLogger(__name__)
 
 
+SWEEP = (2048, 4096, 8192, 16384)
+COUNTS = (  # positive integer options: flag, default, help
+    ("--max-documents", 12, "documents timed (default: 12)"),
+    ("--train-documents", 3, "documents of the training-step timing (default: 3)"),
+    ("--repeats", 3, "interleaved repetitions (median reported; default: 3)"),
+    ("--max-tokens", 16384, "padded-token budget of packed modes when --packed-sweep is empty (default: 16384)"),
+    ("--threads", None, "torch threads (default: torch's choice)"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="ncbi-disease", help="ncbi-disease, bc5cdr-disease or bc5cdr-chemical")
-    parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
-    parser.add_argument("--data-dir", help="corpora directory (default: BEL_DATA_DIR)")
-    parser.add_argument("--corpus-file", help="explicit PubTator file instead of --dataset/--split")
-    parser.add_argument("--kb-file", help="explicit KB file instead of the dataset's KB")
+    options.add_data_arguments(parser)
     parser.add_argument("--model", help="a saved bel checkpoint directory (default: a fresh model on --encoder)")
-    parser.add_argument("--encoder", help="encoder for a fresh model (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--num-candidates", type=int, default=16)
-    parser.add_argument("--modes", nargs="+", default=["pair", "mention", "sentence", "passage", "document"])
-    parser.add_argument("--templates", nargs="+", default=["paper", "compact"])
-    parser.add_argument("--max-documents", type=int, default=12, help="documents timed (default: 12)")
-    parser.add_argument("--train-documents", type=int, default=3, help="documents of the training-step timing")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (median reported)")
-    parser.add_argument("--max-tokens", type=int, default=16384,
-                        help="padded-token budget of packed modes when --packed-sweep is empty")
-    parser.add_argument("--pair-sweep", type=int, nargs="+", default=[2048, 4096, 8192, 16384],
-                        help="token budgets tried for the pair baseline")
-    parser.add_argument("--packed-sweep", type=int, nargs="*", default=[2048, 4096, 8192, 16384],
-                        help="token budgets tried for each packed mode (default: the pair baseline's sweep; "
-                             "pass it empty to use --max-tokens)")
-    parser.add_argument("--attention-dropout", type=float, default=0.0,
-                        help="encoder attention dropout in the timed training passes (default 0, as `bel train`)")
+    options.add_encoder_argument(parser)
+    options.add_num_candidates_argument(parser, default=16)
+    options.add_mode_list_arguments(parser)
+    for flag, default, text in COUNTS:
+        parser.add_argument(flag, type=options.positive_int, default=default, metavar="N", help=text)
+    sweep = " ".join(map(str, SWEEP))
+    parser.add_argument(
+        "--pair-sweep",
+        type=options.positive_int,
+        nargs="+",
+        default=list(SWEEP),
+        metavar="N",
+        help=f"token budgets tried for the pair baseline (default: {sweep})",
+    )
+    parser.add_argument(
+        "--packed-sweep",
+        type=options.positive_int,
+        nargs="*",
+        default=list(SWEEP),
+        metavar="N",
+        help="token budgets tried for each packed mode (default: the pair baseline's sweep; pass it "
+        "empty to use --max-tokens)",
+    )
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.0,
+        help="encoder attention dropout in the timed training passes (default 0, as `bel train`)",
+    )
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--output", help="write the JSON result here (default: stdout)")
+    options.add_json_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     from bel import BelForMultiCandidateLinking, BelTokenizer
     from bel.benchmark import run_benchmark
-    from bel.checkpointing import load_pipeline
-    from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
+    from bel.saving import load_components
     from bel.encoders import default_encoder, set_attention_dropout
+    from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
     docs = load_documents(args.dataset, args.split, args.data_dir, args.corpus_file)[: args.max_documents]
     encoder = args.encoder or default_encoder()
     if args.model:
-        model, tokenizer, retriever = load_pipeline(args.model)
+        model, tokenizer, retriever = load_components(args.model)
     else:
         tokenizer = BelTokenizer.from_encoder(encoder)
-        model = BelForMultiCandidateLinking.from_encoder(encoder, tokenizer=tokenizer, slot_pooling="span",
-                                                         num_candidates=args.num_candidates).eval()
+        model = BelForMultiCandidateLinking.from_encoder(
+            encoder, tokenizer=tokenizer, slot_pooling="span", num_candidates=args.num_candidates
+        ).eval()
         retriever = None
     set_attention_dropout(model, args.attention_dropout)
     if retriever is None:
@@ -66,11 +85,25 @@ def run(args: argparse.Namespace) -> int:
     examples = build_examples(docs, retriever, args.num_candidates, kb=kb)
     inputs = [e.input for e in examples]
     result = run_benchmark(
-        model, tokenizer, inputs, modes=args.modes, templates=args.templates, repeats=args.repeats,
-        max_tokens=args.max_tokens, pair_sweep=args.pair_sweep, train_inputs=inputs[: args.train_documents],
-        cross_encoder=None if args.no_cross_encoder or args.model else encoder, packed_sweep=args.packed_sweep,
+        model,
+        tokenizer,
+        inputs,
+        modes=args.modes,
+        templates=args.templates,
+        repeats=args.repeats,
+        max_tokens=args.max_tokens,
+        pair_sweep=args.pair_sweep,
+        train_inputs=inputs[: args.train_documents],
+        cross_encoder=None if args.no_cross_encoder or args.model else encoder,
+        packed_sweep=args.packed_sweep,
     )
-    result["settings"].update({"dataset": args.dataset, "split": args.split, "num_candidates": args.num_candidates,
-                               "encoder": str(args.model or encoder)})
+    result["settings"].update(
+        {
+            "dataset": args.dataset,
+            "split": args.split,
+            "num_candidates": args.num_candidates,
+            "encoder": str(args.model or encoder),
+        }
+    )
     write_json_result(result, args.output)
     return 0

@@ -11,32 +11,56 @@ import logging
 import time
 from pathlib import Path
 
+from bel.commands import options
+
 logger = logging.getLogger(__name__)
 
-EXAMPLE = ("Varicella is a highly contagious viral infection that causes an acute fever and blistered rash, mainly in "
-           "children.")
+EXAMPLE = (
+    "Varicella is a highly contagious viral infection that causes an acute fever and blistered rash, mainly in "
+    "children."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, help="Corpora directory (default: BEL_DATA_DIR or ../shared/data).")
-    parser.add_argument("--output-dir", default="runs/demo", help="Where the trained linker is left (default runs/demo).")
-    parser.add_argument("--dataset", default="ncbi-disease", help="Training corpus (default ncbi-disease).")
-    parser.add_argument("--encoder", default=None, help="Encoder (default: the bundled all-MiniLM-L6-v2).")
-    parser.add_argument("--mode", default="sentence", help="Packing mode (default sentence).")
-    parser.add_argument("--template", default="compact", help="Packing template (default compact).")
-    parser.add_argument("--num-candidates", type=int, default=8, help="Candidates per mention (default 8).")
-    parser.add_argument("--max-train-documents", type=int, default=60, help="Training documents (default 60).")
-    parser.add_argument("--epochs", type=int, default=1, help="Training epochs (default 1).")
-    parser.add_argument("--no-retrieval-score", action="store_true",
-                        help="Do not feed the retriever's score to the scorer (by default the reranker starts from it).")
-    parser.add_argument("--text", default=EXAMPLE, help="Text to link after training.")
+    options.add_data_arguments(parser, dataset_help="training corpus", split=False, files=False)
+    parser.add_argument(
+        "--output-dir",
+        default="runs/demo",
+        help="where the trained linker is left, in OUTPUT_DIR/linker (default: runs/demo)",
+    )
+    options.add_encoder_argument(parser)
+    options.add_packing_arguments(parser, mode="sentence", template="compact")
+    options.add_num_candidates_argument(parser, default=8)
+    parser.add_argument(
+        "--max-train-documents",
+        type=options.positive_int,
+        default=60,
+        metavar="N",
+        help="training documents (default: 60)",
+    )
+    parser.add_argument(
+        "--epochs", type=options.positive_int, default=1, metavar="N", help="training epochs (default: 1)"
+    )
+    parser.add_argument(
+        "--no-retrieval-score",
+        action="store_true",
+        help="do not feed the retriever's score to the scorer (by default the reranker starts from it)",
+    )
+    parser.add_argument(
+        "--text", default=EXAMPLE, help="text to link after training (default: a sentence on varicella)"
+    )
 
 
 def find_checkpoint(output_dir: Path) -> Path | None:
     """A finished linker directory inside `output_dir` (the demo's own, or any saved pipeline directory)."""
+    from bel.retrieval_bel import has_retriever
+
     for candidate in (output_dir / "linker", output_dir, output_dir / "best"):
-        if (candidate / "config.json").exists() and (candidate / "retriever").is_dir() \
-                and (candidate / "model.safetensors").exists():
+        if (
+            (candidate / "config.json").exists()
+            and (candidate / "model.safetensors").exists()
+            and has_retriever(candidate)
+        ):
             return candidate
     return None
 
@@ -52,11 +76,19 @@ def run(args: argparse.Namespace) -> int:
         from bel.training import TrainConfig, train
 
         started = time.perf_counter()
-        config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, encoder=args.encoder, mode=args.mode,
-                             template=args.template, num_candidates=args.num_candidates, epochs=args.epochs,
-                             max_train_documents=args.max_train_documents, eval_max_documents=30,
-                             use_retrieval_score=not args.no_retrieval_score,
-                             output_dir=str(output_dir / "training"))
+        config = TrainConfig(
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            encoder=args.encoder,
+            mode=args.mode,
+            template=args.template,
+            num_candidates=args.num_candidates,
+            epochs=args.epochs,
+            max_train_documents=args.max_train_documents,
+            eval_max_documents=30,
+            use_retrieval_score=not args.no_retrieval_score,
+            output_dir=str(output_dir / "training"),
+        )
         best = train(config)
         checkpoint = output_dir / "linker"
         if checkpoint.exists():
@@ -69,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     print(args.text)
     for mention in linker(args.text):
         entity = mention["entity_id"] or f"NIL ({mention.get('nil_reason')})"
-        print(f"  {mention['start']:>4}-{mention['end']:<4} {mention['text']!r:<28} -> {entity} "
-              f"{mention['entity_name'] or ''} (p={mention['score']})")
+        print(
+            f"  {mention['start']:>4}-{mention['end']:<4} {mention['text']!r:<28} -> {entity} "
+            f"{mention['entity_name'] or ''} (p={mention['score']})"
+        )
     print(f"linker: {checkpoint}")
     return 0

@@ -9,34 +9,49 @@ import argparse
 import json
 import logging
 
-from bel.commands import write_json_result
+from bel.commands import options, write_json_result
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="saved bel checkpoint directory (omit with --retriever-only)")
-    parser.add_argument("--dataset", default="ncbi-disease", help="ncbi-disease, bc5cdr-disease or bc5cdr-chemical")
-    parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
-    parser.add_argument("--data-dir", help="corpora directory (default: BEL_DATA_DIR)")
-    parser.add_argument("--corpus-file", help="explicit PubTator file instead of --dataset/--split")
-    parser.add_argument("--kb-file", help="explicit KB file instead of the dataset's KB")
-    parser.add_argument("--mode", help="packing mode at inference (default: the checkpoint's)")
-    parser.add_argument("--template", help="template at inference (default: the checkpoint's)")
-    parser.add_argument("--num-candidates", type=int, help="candidates per mention (default: the checkpoint's)")
-    parser.add_argument("--max-documents", type=int, help="evaluate the first N documents only")
-    parser.add_argument("--max-tokens", type=int, default=2048,
-                        help="padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)")
-    parser.add_argument("--retriever-only", action="store_true", help="rank by the retriever alone (no model)")
-    parser.add_argument("--no-abbreviations", action="store_true",
-                        help="query the retriever with mentions as written (default: expand defined short forms)")
-    parser.add_argument("--output", help="write the JSON metrics here (default: stdout)")
-    parser.add_argument("--predictions", help="also write one JSON line per mention here (gold, prediction, top 5, "
-                                              "outcome) for error analysis")
+    options.add_data_arguments(parser)
+    options.add_packing_arguments(parser)
+    options.add_num_candidates_argument(parser)
+    parser.add_argument(
+        "--max-documents",
+        type=options.positive_int,
+        metavar="N",
+        help="evaluate the first N documents only (default: all)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=options.positive_int,
+        default=2048,
+        metavar="N",
+        help="padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)",
+    )
+    parser.add_argument(
+        "--retriever-only",
+        action="store_true",
+        help="rank by the retriever alone (no model; 16 candidates unless --num-candidates)",
+    )
+    parser.add_argument(
+        "--no-abbreviations",
+        action="store_true",
+        help="query the retriever with mentions as written (default: expand defined short forms)",
+    )
+    options.add_json_output_argument(parser)
+    parser.add_argument(
+        "--predictions",
+        metavar="FILE.jsonl",
+        help="also write one JSON line per mention here (gold, prediction, top 5, outcome) for error analysis",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from bel.checkpointing import load_pipeline
+    from bel.saving import load_components
     from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
 
@@ -47,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
     docs = docs[: args.max_documents] if args.max_documents else docs
     model = tokenizer = retriever = None
     if args.model:
-        model, tokenizer, retriever = load_pipeline(args.model)
+        model, tokenizer, retriever = load_components(args.model)
     if retriever is None:
         train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
         retriever = build_retriever(kb, train)
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
-    examples = build_examples(docs, retriever, num_candidates, kb=kb, retrieve_k=64,
-                              abbreviations=not args.no_abbreviations)
+    examples = build_examples(
+        docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations
+    )
     scores = None
     if args.retriever_only:
         metrics = example_metrics(examples, None, retriever, num_candidates=num_candidates)
@@ -61,12 +77,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.num_candidates:
             model.config.num_candidates = num_candidates
-        metrics, scores = evaluate_reranker(model, tokenizer, examples, retriever, mode=args.mode,
-                                            template=args.template, max_tokens=args.max_tokens, return_scores=True)
+        metrics, scores = evaluate_reranker(
+            model,
+            tokenizer,
+            examples,
+            retriever,
+            mode=args.mode,
+            template=args.template,
+            max_tokens=args.max_tokens,
+            return_scores=True,
+        )
     if args.predictions:
         _write_predictions(prediction_records(examples, scores, retriever), args.predictions)
-    metrics.update({"dataset": args.dataset, "split": args.split, "model": args.model, "documents": len(docs),
-                    "abbreviations_expanded": not args.no_abbreviations})
+    metrics.update(
+        {
+            "dataset": args.dataset,
+            "split": args.split,
+            "model": args.model,
+            "documents": len(docs),
+            "abbreviations_expanded": not args.no_abbreviations,
+        }
+    )
     write_json_result(metrics, args.output)
     return 0
 

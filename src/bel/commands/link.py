@@ -13,25 +13,50 @@ import os
 import sys
 from pathlib import Path
 
+from bel.commands import options
+
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bel.linking import INPUT_FORMATS, OUTPUT_FORMATS
 
-    parser.add_argument("model", help="Checkpoint directory (saved with bel.save_linker) or Hub repo id.")
-    parser.add_argument("input", help="Input file (.txt, .pubtator, BioC .xml/.json, .jsonl).")
-    parser.add_argument("--output", required=True, help="Output file; written atomically when every document is done.")
-    parser.add_argument("--input-format", choices=INPUT_FORMATS, default=None, help="Default: from the extension.")
-    parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default=None,
-                        help="Default: from the output extension (jsonl when unknown).")
-    parser.add_argument("--batch-size", type=int, default=8, help="Documents linked per batch (default: 8).")
-    parser.add_argument("--top-k", type=int, default=5, help="Candidates kept per mention in JSONL output (default 5).")
-    parser.add_argument("--txt-mode", choices=("line", "file"), default="line",
-                        help="For .txt input: one document per non-empty line (default) or the whole file.")
-    parser.add_argument("--detect-mentions", action="store_true",
-                        help="Ignore given mentions and detect them by dictionary matching (always on for .txt).")
-    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    parser.add_argument("model", help="checkpoint directory (saved with bel.save_linker) or Hub repo id")
+    parser.add_argument("input", help="input file (.txt, .pubtator, BioC .xml/.json, .jsonl)")
+    options.add_documents_output_argument(parser)
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, default=None, help="default: from the extension")
+    parser.add_argument(
+        "--output-format",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="default: from the output extension (jsonl when unknown)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=options.positive_int,
+        default=8,
+        metavar="N",
+        help="documents linked per batch (default: 8)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=options.non_negative_int,
+        default=5,
+        metavar="K",
+        help="candidates kept per mention in JSONL output (default: 5)",
+    )
+    parser.add_argument(
+        "--txt-mode",
+        choices=("line", "file"),
+        default="line",
+        help="for .txt input: one document per non-empty line (default) or the whole file",
+    )
+    parser.add_argument(
+        "--detect-mentions",
+        action="store_true",
+        help="ignore given mentions and detect them by dictionary matching (always on for .txt)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,16 +78,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not source.is_file():
             raise ValueError(f"input file {source} does not exist.")
-        if args.batch_size < 1 or args.top_k < 0:
-            raise ValueError("--batch-size must be >= 1 and --top-k >= 0.")
         input_format = args.input_format or guess_format(source, INPUT_FORMATS)
         try:
             output_format = args.output_format or guess_format(output, OUTPUT_FORMATS)
         except ValueError:
             output_format = "jsonl"
-        settings = LinkSettings(model=args.model, input=source, output=output, input_format=input_format,
-                                output_format=output_format, batch_size=args.batch_size, top_k=args.top_k,
-                                txt_mode=args.txt_mode, detect_mentions=args.detect_mentions)
+        settings = LinkSettings(
+            model=args.model,
+            input=source,
+            output=output,
+            input_format=input_format,
+            output_format=output_format,
+            batch_size=args.batch_size,
+            top_k=args.top_k,
+            txt_mode=args.txt_mode,
+            detect_mentions=args.detect_mentions,
+        )
         output.parent.mkdir(parents=True, exist_ok=True)
         if world > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))

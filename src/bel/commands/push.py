@@ -9,18 +9,26 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", help="Checkpoint directory written by `bel train`, `bel demo` or save_linker.")
-    parser.add_argument("repo_id", help="Target repository, e.g. my-org/bel-ncbi-minilm (created if missing).")
-    parser.add_argument("--revision", default=None, help="Branch to commit to (created if missing; default: main).")
-    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
-    parser.add_argument("--commit-message", default=None, help="Commit message.")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login).")
+    parser.add_argument("directory", help="checkpoint directory written by `bel train`, `bel demo` or save_linker")
+    parser.add_argument("repo_id", help="target repository, e.g. my-org/bel-ncbi-minilm (created if missing)")
+    parser.add_argument("--revision", default=None, help="branch to commit to (created if missing; default: main)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument(
+        "--commit-message", default=None, help="commit message (default: Upload bel linker from DIRNAME)"
+    )
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
 
 
 def run(args: argparse.Namespace) -> int:
     from bel.saving import push_to_hub
 
-    url = push_to_hub(args.directory, args.repo_id, revision=args.revision, private=args.private, token=args.token,
-                      commit_message=args.commit_message)
+    url = push_to_hub(
+        args.directory,
+        args.repo_id,
+        revision=args.revision,
+        private=args.private,
+        token=args.token,
+        commit_message=args.commit_message,
+    )
     print(url)
     return 0

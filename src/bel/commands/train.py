@@ -6,9 +6,11 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bel.commands.options import restrict_train_arguments
     from bel.training import add_train_arguments
 
     add_train_arguments(parser)
+    restrict_train_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,201 @@
+"""Command-line options shared by the `bel` subcommands, each declared once with the same help everywhere.
+
+Values are checked by argparse while parsing (choices, positive numbers, comma-separated lists), so a bad option
+fails at once with a usage error and exit code 2 instead of deep inside a command after everything is loaded.
+It imports nothing beyond what `import bel` already loads, so `--help` pays for no extra module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from bel.configuration_bel import LOSSES, PACKING_MODES, SLOT_POOLINGS, TEMPLATES
+from bel.data.datasets import DATASETS, SPLITS
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=` for an integer >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse `type=` for an integer >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """argparse `type=` for one or more comma-separated values from `choices` (`pair,mention`); use it with
+    `nargs="+"` and `action=FlattenAction` so space- and comma-separated lists mix (`--modes pair,mention sentence`)."""
+
+    def parse(text: str) -> list[str]:
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(choices)}")
+        for value in values:
+            if value not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(choices)})")
+        return values
+
+    parse.__name__ = "choice list"
+    return parse
+
+
+class FlattenAction(argparse.Action):
+    """Store the values of a `nargs="+"` option whose `type` returns lists as one flat list, duplicates removed."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        flat = [value for group in values for value in group]
+        setattr(namespace, self.dest, list(dict.fromkeys(flat)))
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser, *, dataset_help: str = "dataset", split: bool = True, files: bool = True
+) -> None:
+    """`--data-dir`, `--dataset` and, unless disabled, `--split`, `--corpus-file` and `--kb-file`."""
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="corpora directory (default: $BEL_DATA_DIR, else ../shared/data beside the repository)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="ncbi-disease",
+        choices=DATASETS,
+        metavar="DATASET",
+        help=f"{dataset_help}: {', '.join(DATASETS)} (default: ncbi-disease)",
+    )
+    if split:
+        parser.add_argument(
+            "--split",
+            default="test",
+            choices=SPLITS,
+            metavar="SPLIT",
+            help=f"split of --dataset: {', '.join(SPLITS)} (default: test)",
+        )
+    if files:
+        parser.add_argument("--corpus-file", metavar="FILE", help="explicit PubTator file instead of --dataset/--split")
+        parser.add_argument("--kb-file", metavar="FILE", help="explicit KB file instead of the dataset's KB")
+
+
+def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoder",
+        default=None,
+        help="Hub id or local directory of the encoder of a fresh model (default: the bundled all-MiniLM-L6-v2)",
+    )
+
+
+def add_packing_arguments(
+    parser: argparse.ArgumentParser, *, mode: str | None = None, template: str | None = None
+) -> None:
+    """`--mode` and `--template`; a None default means the checkpoint's own."""
+    parser.add_argument(
+        "--mode",
+        default=mode,
+        choices=PACKING_MODES,
+        metavar="MODE",
+        help=f"packing mode: {', '.join(PACKING_MODES)} (default: {_default(mode)})",
+    )
+    parser.add_argument(
+        "--template",
+        default=template,
+        choices=TEMPLATES,
+        metavar="TEMPLATE",
+        help=f"packing template: {', '.join(TEMPLATES)} (default: {_default(template)})",
+    )
+
+
+def add_num_candidates_argument(parser: argparse.ArgumentParser, *, default: int | None = None) -> None:
+    """`--num-candidates`; a None default means the checkpoint's own."""
+    parser.add_argument(
+        "--num-candidates",
+        type=positive_int,
+        default=default,
+        metavar="N",
+        help=f"retrieved candidates per mention (default: {_default(default)})",
+    )
+
+
+def _default(value) -> str:
+    return "the checkpoint's" if value is None else str(value)
+
+
+def add_mode_list_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--modes` and `--templates`: space- or comma-separated lists, checked while parsing."""
+    parser.add_argument(
+        "--modes",
+        type=choice_list(PACKING_MODES),
+        nargs="+",
+        action=FlattenAction,
+        default=list(PACKING_MODES),
+        metavar="MODE",
+        help=f"packing modes timed, space- or comma-separated (default: all: {','.join(PACKING_MODES)})",
+    )
+    parser.add_argument(
+        "--templates",
+        type=choice_list(TEMPLATES),
+        nargs="+",
+        action=FlattenAction,
+        default=list(TEMPLATES),
+        metavar="TEMPLATE",
+        help=f"packing templates timed, space- or comma-separated (default: all: {','.join(TEMPLATES)})",
+    )
+
+
+def add_json_output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", metavar="FILE.json", help="write the JSON result here (default: stdout)")
+
+
+def add_documents_output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="output file of the linked documents; written atomically when every document is done",
+    )
+
+
+# The options of `bel train` are declared by bel.training.add_train_arguments (shared with `train.py`); these are the
+# checks `bel train` adds to them while they lack their own.
+TRAIN_CHOICES = {
+    "dataset": DATASETS,
+    "mode": PACKING_MODES,
+    "template": TEMPLATES,
+    "loss": LOSSES,
+    "slot_pooling": SLOT_POOLINGS,
+}
+TRAIN_POSITIVE = (
+    "num_candidates",
+    "batch_size",
+    "max_sequence_length",
+    "max_train_documents",
+    "eval_max_documents",
+    "eval_max_tokens",
+    "gradient_accumulation_steps",
+)
+
+
+def restrict_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add choices and positive-integer checks to the options of `bel train` that do not declare them yet."""
+    for action in parser._actions:  # argparse has no public accessor for a parser's actions
+        if action.dest in TRAIN_CHOICES and action.choices is None:
+            action.choices = TRAIN_CHOICES[action.dest]
+            if not all(choice in (action.help or "") for choice in action.choices):
+                action.help = f"{action.help} (one of {', '.join(action.choices)})"
+        elif action.dest in TRAIN_POSITIVE and action.type is int:
+            action.type = positive_int
