@@ -4,8 +4,9 @@ Example::
 
     python eval/retrieval.py --dataset ncbi-disease --split test --top-k 64 --output eval/retrieval_ncbi.json
 
-The index holds every KB name plus the training split's mention strings as aliases of their gold entity (``--no-aliases``
-turns them off). Recall policy: a mention counts as a hit at k when ANY of its gold ids (mapped to the KB's primary id,
+The index and the queries are built exactly as for training and serving (``bel.examples.build_retriever``,
+``bel.inputs_bel.retrieval_queries``): every KB name plus the training split's mention strings as aliases of each of
+their gold entities (``--no-aliases`` turns them off), mentions queried with their document's short forms expanded. Recall policy: a mention counts as a hit at k when ANY of its gold ids (mapped to the KB's primary id,
 e.g. OMIM alt ids of MEDIC) is among the top-k entities; composite mentions are therefore "any-of" and are also reported
 separately. NIL mentions (PubTator ``-1``) are excluded and counted. Mentions whose gold ids are all absent from the KB
 (BC5CDR supplementary-concept C ids) are kept in ``recall`` (as misses, they can never be hit) and excluded from
@@ -24,7 +25,8 @@ import time
 from pathlib import Path
 
 from bel.data.datasets import DATASETS, load_corpus, load_kb
-from bel.retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
+from bel.examples import build_retriever, training_aliases
+from bel.inputs_bel import retrieval_queries
 
 KS = (1, 5, 16, 64)
 
@@ -34,40 +36,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def training_aliases(dataset: str, kb, data_dir: str | None) -> tuple[list[tuple[str, str]], list[str]]:
-    """(entity id, mention text) of every single-id training mention whose id is in the KB, with its document id."""
-    aliases, sources = [], []
-    for doc in load_corpus(dataset, "train", data_dir):
-        for mention in doc.mentions:
-            if len(mention.ids) == 1 and (entity_id := kb.canonical_id(mention.ids[0])) is not None:
-                aliases.append((entity_id, mention.text))
-                sources.append(doc.id)
-    return aliases, sources
-
-
-def mention_queries(documents) -> list[str]:
-    """Each mention's text with the short forms its document defines expanded (``--no-abbreviations``: as written)."""
-    queries = []
-    for doc in documents:
-        abbreviations = find_abbreviations(doc.text)
-        queries.extend(expand_abbreviations(m.text, abbreviations) for m in doc.mentions)
-    return queries
-
-
 def evaluate(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     kb = load_kb(args.dataset, args.data_dir, kb=args.kb)
-    aliases, sources = ([], []) if args.no_aliases else training_aliases(args.dataset, kb, args.data_dir)
-    names = kb.names()
-    retriever = CandidateRetriever.build([n[0] for n in names], [n[1] for n in names], [n[2] for n in names],
-                                         aliases=aliases, alias_sources=sources, ngram_range=tuple(args.ngram_range),
-                                         max_df=args.max_df)
+    train = [] if args.no_aliases else load_corpus(args.dataset, "train", args.data_dir)
+    aliases, _ = training_aliases(kb, train)
+    retriever = build_retriever(kb, train, ngram_range=tuple(args.ngram_range), max_df=args.max_df)
     build_seconds = time.perf_counter() - start
     documents = load_corpus(args.dataset, args.split, args.data_dir)
     mentions = [m for doc in documents for m in doc.mentions]
     top_k = max(args.top_k, *KS)
     start, cpu_start = time.perf_counter(), time.process_time()
-    queries = [m.text for m in mentions] if args.no_abbreviations else mention_queries(documents)
+    queries = [
+        query
+        for doc in documents
+        for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions], not args.no_abbreviations)
+    ]
     results = retriever.search(queries, top_k=top_k, batch_size=args.batch_size)
     search_seconds, search_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     distinct = list(dict.fromkeys(m.text.lower() for m in mentions))  # worst case: no repeated surface forms

@@ -50,9 +50,11 @@ def canonical_gold(ids: Sequence[str], kb) -> tuple[str, ...]:
     return tuple(dict.fromkeys((kb.canonical_id(i) or i) for i in ids))
 
 
-def build_retriever(kb, train_documents: Sequence = ()) -> CandidateRetriever:
-    """Index the KB's names plus every training mention string as an alias of its gold entity (source = doc id)."""
-    rows = kb.names()
+def training_aliases(kb, train_documents: Sequence) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(entity id, mention text)`` of every training mention's gold entity found in the KB, with its document id.
+
+    A composite mention ("breast and ovarian cancer") becomes an alias of each of its gold entities.
+    """
     aliases, sources = [], []
     for doc in train_documents:
         for mention in doc.mentions:
@@ -60,12 +62,23 @@ def build_retriever(kb, train_documents: Sequence = ()) -> CandidateRetriever:
                 if entity_id in kb:
                     aliases.append((entity_id, mention.text))
                     sources.append(doc.id)
+    return aliases, sources
+
+
+def build_retriever(kb, train_documents: Sequence = (), **build_options) -> CandidateRetriever:
+    """Index the KB's names plus every training mention string as an alias of its gold entity (source = doc id).
+
+    ``build_options`` go to :meth:`CandidateRetriever.build` (``ngram_range``, ``max_df``).
+    """
+    rows = kb.names()
+    aliases, sources = training_aliases(kb, train_documents)
     return CandidateRetriever.build(
         [r[0] for r in rows],
         [r[1] for r in rows],
         preferred=[r[2] for r in rows],
         aliases=aliases,
         alias_sources=sources,
+        **build_options,
     )
 
 
