@@ -1,7 +1,7 @@
 """Train a bel reranker with Accelerate (logic in `bel.training`).
 
-    accelerate launch train.py --dataset ncbi-disease --data-dir ../shared/data --mode sentence --output-dir runs/x
-    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --num_machines 1 train.py ...  # 2 CPU ranks
+accelerate launch train.py --dataset ncbi-disease --data-dir ../shared/data --mode sentence --output-dir runs/x
+ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --num_machines 1 train.py ...  # 2 CPU ranks
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from bel.checkpointing import load_pipeline
+from bel.saving import load_components
 from bel.evaluation import example_metrics, score_examples
 from bel.examples import build_examples, load_documents, load_knowledge_base
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--output")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    model, tokenizer, retriever = load_pipeline(args.model)
+    model, tokenizer, retriever = load_components(args.model)
     if model.retrieval_weight is None:
         raise SystemExit(f"{args.model} was trained without retrieval scores: nothing to mix.")
     weight = float(model.retrieval_weight.detach())

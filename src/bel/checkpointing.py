@@ -1,9 +1,11 @@
-"""Training checkpoints (Accelerate state + ``meta.json`` + a completion marker), pipeline saving, JSONL metrics.
+"""Training state: resumable checkpoints (Accelerate state + ``meta.json`` + a completion marker) and JSONL metrics.
 
 A resumable checkpoint is ``OUTPUT/checkpoints/step_<N>/``: ``accelerator.save_state`` files, ``meta.json`` (global
 step, epoch, batches seen in that epoch, best score, history) and, written **last** by the main process after every
 rank has finished, the marker ``COMPLETE``. A directory without the marker (a run killed while saving) is never
 picked by ``--resume-from-checkpoint latest``.
+
+The linker a run produces (``OUTPUT/best``) is saved and loaded by :mod:`bel.saving`, not here.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def resolve_checkpoint(value: str | None, output_dir: str | os.PathLike) -> Path
         return found[-1]
     path = Path(value)
     if not (path / COMPLETE_MARKER).is_file():
-        raise FileNotFoundError(f"{path} is not a complete checkpoint (no {COMPLETE_MARKER} marker); pass another "
-                                "checkpoint directory or `latest`.")
+        raise FileNotFoundError(
+            f"{path} is not a complete checkpoint (no {COMPLETE_MARKER} marker); pass another "
+            "checkpoint directory or `latest`."
+        )
     return path
 
 
@@ -72,38 +76,6 @@ def save_checkpoint(accelerator, output_dir, meta: dict, keep: int = 2) -> Path:
     accelerator.wait_for_everyone()
     logger.info("saved checkpoint %s", path)
     return path
-
-
-def save_pipeline(directory: str | os.PathLike, model, tokenizer, retriever, card_data: dict | None = None) -> Path:
-    """Save model, tokenizer and retriever as one pipeline directory (``bel.saving.save_linker`` when available)."""
-    try:
-        from bel.saving import save_linker
-    except ImportError:
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-        if retriever is not None:
-            retriever.save(path / "retriever")
-        if card_data:
-            (path / "training_summary.json").write_text(json.dumps(card_data, indent=2) + "\n", encoding="utf-8")
-        return path
-    return Path(save_linker(directory, model, tokenizer, retriever, card_data=card_data))
-
-
-def load_pipeline(directory: str | os.PathLike):
-    """``(model, tokenizer, retriever)`` of a saved pipeline directory (retriever None if it has none)."""
-    import bel  # noqa: F401  (registers the Auto classes)
-    from bel import BelForMultiCandidateLinking, BelTokenizer
-    from bel.retrieval_bel import CandidateRetriever
-
-    path = Path(directory)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a saved bel model (no config.json); pass the directory train wrote.")
-    model = BelForMultiCandidateLinking.from_pretrained(path).eval()
-    tokenizer = BelTokenizer.from_pretrained(path)
-    retriever = CandidateRetriever.load(path / "retriever") if (path / "retriever").is_dir() else None
-    return model, tokenizer, retriever
 
 
 class JsonlTracker(GeneralTracker):

@@ -94,22 +94,25 @@ def linking_metrics(
         if rank != 1:
             in_candidates = gold_rank(found[:depth], gold_ids) is not None
             errors["reranker_wrong" if in_candidates else "gold_not_retrieved"] += 1
+    tallies = {"mentions": len(gold), "evaluated": evaluated, "nil_mentions": nil, "composite_mentions": composites}
+    return _summary({**tallies, "gold_not_in_kb": missing}, counts, recall, errors, depth)
 
-    def rate(value: float, total: int) -> float:
-        return float(value) / total if total else 0.0
 
+def _rate(value: float, total: int) -> float:
+    return float(value) / total if total else 0.0
+
+
+def _summary(tallies: dict, counts: dict, recall: dict, errors: dict, depth: int) -> dict:
+    """The metrics JSON of :func:`linking_metrics` from its tallies."""
+    evaluated = tallies["evaluated"]
     return {
-        "mentions": len(gold),
-        "evaluated": evaluated,
-        "nil_mentions": nil,
-        "composite_mentions": composites,
-        "gold_not_in_kb": missing,
-        "acc@1": rate(counts["acc@1"], evaluated),
-        "acc@5": rate(counts["acc@5"], evaluated),
-        "mrr": rate(counts["mrr"], evaluated),
-        "acc@1_in_kb": rate(counts["in_kb_correct"], counts["in_kb"]),
-        "retriever_acc@1": rate(counts["retriever_acc@1"], evaluated),
-        "retriever_recall": {str(k): rate(v, evaluated) for k, v in recall.items()},
+        **tallies,
+        "acc@1": _rate(counts["acc@1"], evaluated),
+        "acc@5": _rate(counts["acc@5"], evaluated),
+        "mrr": _rate(counts["mrr"], evaluated),
+        "acc@1_in_kb": _rate(counts["in_kb_correct"], counts["in_kb"]),
+        "retriever_acc@1": _rate(counts["retriever_acc@1"], evaluated),
+        "retriever_recall": {str(k): _rate(v, evaluated) for k, v in recall.items()},
         "errors": errors,
         "num_candidates": depth,
     }

@@ -201,26 +201,33 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
         if token_type_ids is not None and getattr(self.config.encoder, "type_vocab_size", 1) > 1:
             encoder_inputs["token_type_ids"] = token_type_ids
         outputs = self.encoder(
-            **encoder_inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+            **encoder_inputs,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             return_dict=True,
         )
         slot_hidden = self._pool_slots(outputs.last_hidden_state, slot_positions, slot_ends)
-        logits = self.scorer(self.dropout(slot_hidden)).squeeze(-1)
-        if self.retrieval_weight is not None:
-            if retrieval_scores is None:
-                raise ValueError("This checkpoint uses retrieval scores (config.use_retrieval_score): pass them.")
-            logits = logits + self.retrieval_weight * retrieval_scores.to(logits.dtype)
-        logits = logits.masked_fill(~slot_mask, torch.finfo(logits.dtype).min)
+        logits = self._score_slots(slot_hidden, retrieval_scores).masked_fill(
+            ~slot_mask, torch.finfo(slot_hidden.dtype).min
+        )
         loss = None
         if labels is not None:
-            if slot_groups is None:
-                rows = torch.arange(slot_positions.size(0), device=slot_positions.device)
-                slot_groups = rows.unsqueeze(-1).expand_as(slot_positions)
+            if slot_groups is None:  # one group per sequence
+                slot_groups = torch.arange(slot_positions.size(0), device=slot_positions.device)[:, None]
+                slot_groups = slot_groups.expand_as(slot_positions)
             loss = slot_loss(logits, labels, slot_mask, slot_groups, self.config.loss)
         return BelLinkingOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
+    def _score_slots(self, slot_hidden: torch.Tensor, retrieval_scores: torch.Tensor | None) -> torch.Tensor:
+        """One logit per slot `(batch_size, num_slots)`: the scorer, plus the weighted retrieval score when used."""
+        logits = self.scorer(self.dropout(slot_hidden)).squeeze(-1)
+        if self.retrieval_weight is None:
+            return logits
+        if retrieval_scores is None:
+            raise ValueError("This checkpoint uses retrieval scores (config.use_retrieval_score): pass them.")
+        return logits + self.retrieval_weight * retrieval_scores.to(logits.dtype)
 
     def _pool_slots(
         self, hidden: torch.Tensor, slot_positions: torch.LongTensor, slot_ends: torch.LongTensor | None

