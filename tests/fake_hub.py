@@ -41,8 +41,9 @@ def _handler(hub: FakeHub):
         def log_message(self, *args) -> None:  # keep test output quiet
             pass
 
-        def _send(self, status: int, body: bytes | dict | list = b"", headers: dict | None = None,
-                  head: bool = False) -> None:
+        def _send(
+            self, status: int, body: bytes | dict | list = b"", headers: dict | None = None, head: bool = False
+        ) -> None:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
                 headers = {"Content-Type": "application/json", **(headers or {})}
@@ -65,7 +66,9 @@ def _handler(hub: FakeHub):
             body = self._body()
             if path == "/api/repos/create":
                 payload = json.loads(body or b"{}")
-                repo = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+                repo = (
+                    f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+                )
                 if repo in hub.repos:
                     return self._send(409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo}"})
                 hub.repos[repo] = {}
@@ -75,8 +78,9 @@ def _handler(hub: FakeHub):
             parts = path.split("/")
             if len(parts) >= 7 and parts[1:3] == ["api", "models"] and parts[5] == "preupload":
                 files = json.loads(body)["files"]
-                return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                  for f in files]})
+                return self._send(
+                    200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                )
             if len(parts) >= 7 and parts[1:3] == ["api", "models"] and parts[5] == "commit":
                 repo = f"{parts[3]}/{parts[4]}"
                 if repo not in hub.repos:
@@ -93,8 +97,9 @@ def _handler(hub: FakeHub):
                         hub.repos[repo].pop(item["value"]["path"], None)
                 sha = hub.sha(repo)
                 hub.commits.append({"repo": repo, "message": message, "files": sorted(paths), "sha": sha})
-                return self._send(200, {"commitUrl": f"{hub.url}/{repo}/commit/{sha}", "commitOid": sha,
-                                        "pullRequestUrl": None})
+                return self._send(
+                    200, {"commitUrl": f"{hub.url}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None}
+                )
             return self._missing("EntryNotFound")
 
         def do_GET(self) -> None:  # noqa: N802
@@ -112,12 +117,24 @@ def _handler(hub: FakeHub):
                     return self._missing("RepoNotFound", head)
                 files = hub.repos[repo]
                 if len(parts) == 4 or parts[4] == "revision":
-                    return self._send(200, {"id": repo, "modelId": repo, "sha": hub.sha(repo), "private": False,
-                                            "siblings": [{"rfilename": f} for f in sorted(files)]}, head=head)
+                    return self._send(
+                        200,
+                        {
+                            "id": repo,
+                            "modelId": repo,
+                            "sha": hub.sha(repo),
+                            "private": False,
+                            "siblings": [{"rfilename": f} for f in sorted(files)],
+                        },
+                        head=head,
+                    )
                 if parts[4] == "tree":
                     prefix = "/".join(parts[6:])
-                    entries = [{"type": "file", "path": f, "size": len(v), "oid": hashlib.sha1(v).hexdigest()}
-                               for f, v in sorted(files.items()) if not prefix or f.startswith(prefix + "/")]
+                    entries = [
+                        {"type": "file", "path": f, "size": len(v), "oid": hashlib.sha1(v).hexdigest()}
+                        for f, v in sorted(files.items())
+                        if not prefix or f.startswith(prefix + "/")
+                    ]
                     if prefix and not entries:
                         return self._missing("EntryNotFound", head)
                     return self._send(200, entries, head=head)
@@ -129,9 +146,16 @@ def _handler(hub: FakeHub):
                 if name not in hub.repos[repo]:
                     return self._missing("EntryNotFound", head)
                 content = hub.repos[repo][name]
-                return self._send(200, content, {"X-Repo-Commit": hub.sha(repo),
-                                                 "ETag": f'"{hashlib.sha1(content).hexdigest()}"',
-                                                 "Content-Type": "application/octet-stream"}, head=head)
+                return self._send(
+                    200,
+                    content,
+                    {
+                        "X-Repo-Commit": hub.sha(repo),
+                        "ETag": f'"{hashlib.sha1(content).hexdigest()}"',
+                        "Content-Type": "application/octet-stream",
+                    },
+                    head=head,
+                )
             return self._missing("EntryNotFound", head)
 
     return Handler

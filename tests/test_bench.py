@@ -8,26 +8,25 @@ import pytest
 
 from bel.benchmark import cross_encoder_pairs, run_benchmark, token_counts
 from bel.data import read_pubtator
-from bel.examples import build_examples, build_retriever
-from bel.kb import KnowledgeBase
+from bel.examples import build_examples
 
-from .conftest import REPO, tiny_model
-
-FIXTURES = REPO / "tests" / "fixtures"
+from .helpers import FIXTURES, save_tiny_encoder, tiny_model, train_fixture
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    kb = KnowledgeBase.load(FIXTURES / "bel_train_kb.txt")
-    retriever = build_retriever(kb, read_pubtator(FIXTURES / "bel_train_corpus.txt"))
+    kb, _, retriever = train_fixture()
     docs = read_pubtator(FIXTURES / "bel_train_dev.txt")[:2]
     return [e.input for e in build_examples(docs, retriever, 4, kb=kb)]
 
 
 def test_packing_saves_tokens_over_pair(inputs, bert_tokenizer):
     model = tiny_model(bert_tokenizer, num_candidates=4)
-    counts = {(mode, template): token_counts(bert_tokenizer, inputs, mode, template, model.config, 4096)
-              for mode in ("pair", "mention", "sentence", "document") for template in ("paper", "compact")}
+    counts = {
+        (mode, template): token_counts(bert_tokenizer, inputs, mode, template, model.config, 4096)
+        for mode in ("pair", "mention", "sentence", "document")
+        for template in ("paper", "compact")
+    }
     pairs = sum(len(c) for doc in inputs for c in doc.candidates)
     assert counts[("pair", "paper")]["sequences"] == pairs
     assert counts[("mention", "paper")]["sequences"] == sum(len(doc.mentions) for doc in inputs)
@@ -40,17 +39,34 @@ def test_packing_saves_tokens_over_pair(inputs, bert_tokenizer):
     assert len(cross_encoder_pairs(inputs)) == pairs
 
 
+@pytest.mark.slow  # times every mode, training steps included
 def test_run_benchmark_reports_every_mode_against_pair(inputs, bert_tokenizer):
     model = tiny_model(bert_tokenizer, num_candidates=4)
-    result = run_benchmark(model, bert_tokenizer, inputs, modes=("pair", "mention", "sentence"),
-                           templates=("paper", "compact"), repeats=2, pair_sweep=(256, 1024), sweep_documents=1,
-                           packed_sweep=(512, 2048))
+    result = run_benchmark(
+        model,
+        bert_tokenizer,
+        inputs,
+        modes=("pair", "mention", "sentence"),
+        templates=("paper", "compact"),
+        repeats=2,
+        pair_sweep=(256, 1024),
+        sweep_documents=1,
+        packed_sweep=(512, 2048),
+    )
     results = result["results"]
-    assert set(results) == {"pair", "pair@bs2", "mention/paper", "mention/compact", "sentence/paper",
-                            "sentence/compact"}
+    assert set(results) == {
+        "pair",
+        "pair@bs2",
+        "mention/paper",
+        "mention/compact",
+        "sentence/paper",
+        "sentence/compact",
+    }
     assert result["settings"]["pair_max_tokens"] in (256, 1024)
     sweeps = result["settings"]["packed_sweep_seconds"]
-    assert set(sweeps) == set(results) - {"pair", "pair@bs2"} and all(set(s) == {"512", "2048"} for s in sweeps.values())
+    assert set(sweeps) == set(results) - {"pair", "pair@bs2"} and all(
+        set(s) == {"512", "2048"} for s in sweeps.values()
+    )
     for name, timings in sweeps.items():  # each packed mode runs with its fastest budget
         assert results[name]["max_tokens"] == int(min(timings, key=timings.get))
     assert results["pair"]["speedup_vs_pair"] == 1.0 and results["pair"]["ideal_ratio"] == 1.0
@@ -64,24 +80,37 @@ def test_run_benchmark_reports_every_mode_against_pair(inputs, bert_tokenizer):
     assert "train_seconds" not in results["pair@bs2"]  # the bs-2 reference row is inference only
 
 
+@pytest.mark.slow  # a full `bel bench` run with the sentence-transformers cross-encoder
 def test_bel_bench_cli_with_cross_encoder(tmp_path, bert_tokenizer):
     pytest.importorskip("sentence_transformers")
-    from transformers import BertConfig, BertModel
-
     from bel.cli import main
 
-    from .conftest import wordpiece_tokenizer
-
-    encoder = tmp_path / "encoder"
-    vocab = wordpiece_tokenizer()
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37)).save_pretrained(encoder)
-    vocab.save_pretrained(encoder)
+    encoder = save_tiny_encoder(tmp_path / "encoder")
     out = tmp_path / "bench.json"
-    args = ["bench", "--corpus-file", str(FIXTURES / "bel_train_dev.txt"), "--kb-file",
-            str(FIXTURES / "bel_train_kb.txt"), "--encoder", str(encoder), "--num-candidates", "4", "--modes", "pair",
-            "mention", "--templates", "paper", "--max-documents", "2", "--repeats", "1", "--pair-sweep", "512",
-            "--output", str(out)]
+    args = [
+        "bench",
+        "--corpus-file",
+        str(FIXTURES / "bel_train_dev.txt"),
+        "--kb-file",
+        str(FIXTURES / "bel_train_kb.txt"),
+        "--encoder",
+        str(encoder),
+        "--num-candidates",
+        "4",
+        "--modes",
+        "pair",
+        "mention",
+        "--templates",
+        "paper",
+        "--max-documents",
+        "2",
+        "--repeats",
+        "1",
+        "--pair-sweep",
+        "512",
+        "--output",
+        str(out),
+    ]
     assert main(args) == 0
     result = json.loads(out.read_text())
     assert set(result["results"]) == {"pair", "pair@bs2", "mention/paper", "cross-encoder"}

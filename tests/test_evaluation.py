@@ -8,16 +8,20 @@ import pytest
 
 from bel.evaluation import gold_rank, linking_metrics, rank_candidates
 
-from .conftest import REPO, tiny_model
-
-FIXTURES = REPO / "tests" / "fixtures"
+from .helpers import FIXTURES, REPO, tiny_model, train_fixture
 
 
 def test_metrics_policy_on_hand_built_mentions():
     rankings = [["a", "b", "c"], ["b", "a", "c"], ["x", "y", "z"], ["p", "q", "r"], ["c", "b", "a"], ["m", "n", "o"]]
     gold = [("a",), ("a",), ("z", "y"), (), ("zz",), ("o",)]
-    retrieved = [["a", "b", "c", "d"], ["a", "b", "c", "d"], ["z", "x", "y", "w"], ["p"], ["c", "b", "a", "d"],
-                 ["m", "n", "k", "o"]]
+    retrieved = [
+        ["a", "b", "c", "d"],
+        ["a", "b", "c", "d"],
+        ["z", "x", "y", "w"],
+        ["p"],
+        ["c", "b", "a", "d"],
+        ["m", "n", "k", "o"],
+    ]
     in_kb = [True, True, True, True, False, True]
     result = linking_metrics(rankings, gold, retrieved, in_kb, num_candidates=3)
     assert result["nil_mentions"] == 1 and result["evaluated"] == 5 and result["mentions"] == 6
@@ -53,19 +57,23 @@ def test_evaluate_module_loads_by_path_and_matches(monkeypatch):
 
 
 def test_bel_eval_cli_writes_documented_keys(tmp_path, bert_tokenizer):
-    from bel.checkpointing import save_pipeline
     from bel.cli import main
-    from bel.data import read_pubtator
-    from bel.examples import build_retriever
-    from bel.kb import KnowledgeBase
+    from bel.saving import save_linker as save_pipeline
 
-    kb = KnowledgeBase.load(FIXTURES / "bel_train_kb.txt")
-    retriever = build_retriever(kb, read_pubtator(FIXTURES / "bel_train_corpus.txt"))
+    _, _, retriever = train_fixture()
     model = tiny_model(bert_tokenizer, mode="mention", num_candidates=4)
     save_pipeline(tmp_path / "model", model, bert_tokenizer, retriever)
     out = tmp_path / "metrics.json"
-    args = ["eval", str(tmp_path / "model"), "--corpus-file", str(FIXTURES / "bel_train_dev.txt"), "--kb-file",
-            str(FIXTURES / "bel_train_kb.txt"), "--output", str(out)]
+    args = [
+        "eval",
+        str(tmp_path / "model"),
+        "--corpus-file",
+        str(FIXTURES / "bel_train_dev.txt"),
+        "--kb-file",
+        str(FIXTURES / "bel_train_kb.txt"),
+        "--output",
+        str(out),
+    ]
     assert main(args) == 0
     result = json.loads(out.read_text())
     for key in ("acc@1", "acc@5", "mrr", "retriever_recall", "errors", "nil_mentions", "mentions_per_second"):
@@ -83,16 +91,14 @@ def test_bel_eval_cli_writes_documented_keys(tmp_path, bert_tokenizer):
 def test_bel_eval_predictions_file_agrees_with_metrics(tmp_path, bert_tokenizer):
     from collections import Counter
 
-    from bel.checkpointing import save_pipeline
     from bel.cli import main
     from bel.data import read_pubtator
-    from bel.examples import build_retriever
-    from bel.kb import KnowledgeBase
+    from bel.saving import save_linker as save_pipeline
 
-    kb = KnowledgeBase.load(FIXTURES / "bel_train_kb.txt")
-    retriever = build_retriever(kb, read_pubtator(FIXTURES / "bel_train_corpus.txt"))
-    save_pipeline(tmp_path / "model", tiny_model(bert_tokenizer, mode="sentence", num_candidates=4), bert_tokenizer,
-                  retriever)
+    _, _, retriever = train_fixture()
+    save_pipeline(
+        tmp_path / "model", tiny_model(bert_tokenizer, mode="sentence", num_candidates=4), bert_tokenizer, retriever
+    )
     dev = read_pubtator(FIXTURES / "bel_train_dev.txt")
     common = ["--corpus-file", str(FIXTURES / "bel_train_dev.txt"), "--kb-file", str(FIXTURES / "bel_train_kb.txt")]
     for model_args in ([str(tmp_path / "model")], ["--retriever-only"]):
@@ -107,6 +113,9 @@ def test_bel_eval_predictions_file_agrees_with_metrics(tmp_path, bert_tokenizer)
         assert outcomes["reranker_wrong"] == metrics["errors"]["reranker_wrong"]
         assert outcomes["gold_not_retrieved"] + outcomes["gold_not_in_kb"] == metrics["errors"]["gold_not_retrieved"]
         for record in records:
-            assert record["text"] == next(d for d in dev if d.id == record["document"]).text[record["start"]:record["end"]]
+            assert (
+                record["text"]
+                == next(d for d in dev if d.id == record["document"]).text[record["start"] : record["end"]]
+            )
             assert record["predicted"] == record["top"][0]["id"]
             assert [t["score"] for t in record["top"]] == sorted((t["score"] for t in record["top"]), reverse=True)

@@ -14,13 +14,19 @@ import pytest
 import yaml
 
 from .fake_hub import FakeHub
+from .helpers import CHECKPOINT_FILES, SCHEMA, TEXT, make_linker
 from .remote import run_without_bel
-from .test_pipeline import SCHEMA, TEXT, make_linker
 
-EXPECTED_FILES = {
-    "README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    "configuration_bel.py", "modeling_bel.py", "tokenization_bel.py", "retrieval_bel.py", "pipeline_bel.py",
-    "retriever/retriever_config.json", "retriever/retriever_names.json", "retriever/retriever_vocab.json",
+EXPECTED_FILES = CHECKPOINT_FILES | {
+    "README.md",
+    "retrieval_bel.py",
+    "pipeline_bel.py",
+    "inputs_bel.py",
+    "matching_bel.py",
+    "sentences_bel.py",
+    "retriever/retriever_config.json",
+    "retriever/retriever_names.json",
+    "retriever/retriever_vocab.json",
     "retriever/retriever_index.npz",
 }
 
@@ -39,16 +45,27 @@ def hub():
     server.stop()
 
 
+@pytest.mark.slow  # `bel push` and the load back: two fresh interpreters
 def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
     from bel import load_linker
 
     directory = make_linker(bert_tokenizer, tmp_path / "checkpoint")
     (directory / "stray.bin").write_bytes(b"pickle")  # never uploaded
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HF_ENDPOINT": hub.url,
-           "HF_TOKEN": "hf_fake", "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_HOME": str(hf_home)}
-    pushed = subprocess.run([sys.executable, "-m", "bel", "push", str(directory), "user/bel-tiny",
-                             "--commit-message", "first linker"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": "hf_fake",
+        "HF_HUB_OFFLINE": "0",
+        "TRANSFORMERS_OFFLINE": "0",
+        "HF_HOME": str(hf_home),
+    }
+    pushed = subprocess.run(
+        [sys.executable, "-m", "bel", "push", str(directory), "user/bel-tiny", "--commit-message", "first linker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     assert pushed.stdout.strip().startswith(f"{hub.url}/user/bel-tiny/commit/")
 
@@ -63,9 +80,17 @@ def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = run_without_bel(LOAD_BACK.format(text=TEXT), cwd=elsewhere, env={
-        "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_fake", "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
-        "HF_HOME": str(hf_home / "reader")})
+    result = run_without_bel(
+        LOAD_BACK.format(text=TEXT),
+        cwd=elsewhere,
+        env={
+            "HF_ENDPOINT": hub.url,
+            "HF_TOKEN": "hf_fake",
+            "HF_HUB_OFFLINE": "0",
+            "TRANSFORMERS_OFFLINE": "0",
+            "HF_HOME": str(hf_home / "reader"),
+        },
+    )
     assert result["module"].startswith("transformers_modules")
     assert result["raw"] == load_linker(directory)(TEXT)
     assert result["raw"] and all(set(m) == SCHEMA for m in result["raw"])

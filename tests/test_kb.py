@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
 
 from bel.kb import Entity, KBFormatError, KnowledgeBase, normalize_id
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from .helpers import FIXTURES, real_data_dir
 
 
-def real_data_dir() -> Path:
-    path = Path(os.environ.get("BEL_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path}; set BEL_DATA_DIR")
-    return path
-
-
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("D012345", "MESH:D012345"), (" C000123 ", "MESH:C000123"), ("MESH:D012345", "MESH:D012345"),
-    ("mesh:D012345", "MESH:D012345"), ("OMIM:123456", "OMIM:123456"), ("HP:0001250", "HP:0001250"),
-    ("123456", "123456"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("D012345", "MESH:D012345"),
+        (" C000123 ", "MESH:C000123"),
+        ("MESH:D012345", "MESH:D012345"),
+        ("mesh:D012345", "MESH:D012345"),
+        ("OMIM:123456", "OMIM:123456"),
+        ("HP:0001250", "HP:0001250"),
+        ("123456", "123456"),
+    ],
+)
 def test_normalize_id(raw: str, expected: str) -> None:
     assert normalize_id(raw) == expected
 
@@ -51,7 +50,12 @@ def test_medic_fixture_ids_alt_ids_and_merging() -> None:
 
 def test_names_are_deduplicated_per_entity() -> None:
     kb = KnowledgeBase([Entity("X:1", "Alpha", ("Beta", "Alpha", "Beta", "Gamma")), Entity("X:2", "Alpha")])
-    assert kb.names() == [("X:1", "Alpha", True), ("X:1", "Beta", False), ("X:1", "Gamma", False), ("X:2", "Alpha", True)]
+    assert kb.names() == [
+        ("X:1", "Alpha", True),
+        ("X:1", "Beta", False),
+        ("X:1", "Gamma", False),
+        ("X:2", "Alpha", True),
+    ]
 
 
 def test_mesh_gzip(tmp_path: Path) -> None:
@@ -81,17 +85,20 @@ def test_tsv_and_jsonl() -> None:
     assert jsonl["D007022"].type == "Disease"
 
 
-@pytest.mark.parametrize(("filename", "content", "line"), [
-    ("bad_medic.txt", "D000001||Name\nD000002|Name without separator\n", 2),
-    ("bad_medic2.txt", "D000001||Name\n\nD000003||\n", 3),
-    ("bad.tsv", "D1\tName\nD2\n", 2),
-    ("bad2.tsv", "D1\tName\nD2\t \n", 2),
-    ("bad.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2"\n', 2),
-    ("bad2.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2", "name": ""}\n', 2),
-    ("bad.obo", "[Term]\nid: HP:1\nname: A\nsynonym: missing quotes EXACT []\n", 4),
-    ("bad2.obo", "[Term]\nid: HP:1\nname: A\njust text\n", 4),
-    ("bad3.obo", "[Term]\nid: HP:1\nname: A\n\n[Term]\nid: HP:2\n", 5),
-])
+@pytest.mark.parametrize(
+    ("filename", "content", "line"),
+    [
+        ("bad_medic.txt", "D000001||Name\nD000002|Name without separator\n", 2),
+        ("bad_medic2.txt", "D000001||Name\n\nD000003||\n", 3),
+        ("bad.tsv", "D1\tName\nD2\n", 2),
+        ("bad2.tsv", "D1\tName\nD2\t \n", 2),
+        ("bad.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2"\n', 2),
+        ("bad2.jsonl", '{"id": "D1", "name": "A"}\n{"id": "D2", "name": ""}\n', 2),
+        ("bad.obo", "[Term]\nid: HP:1\nname: A\nsynonym: missing quotes EXACT []\n", 4),
+        ("bad2.obo", "[Term]\nid: HP:1\nname: A\njust text\n", 4),
+        ("bad3.obo", "[Term]\nid: HP:1\nname: A\n\n[Term]\nid: HP:2\n", 5),
+    ],
+)
 def test_malformed_lines_name_file_and_line(tmp_path: Path, filename: str, content: str, line: int) -> None:
     path = tmp_path / filename
     path.write_text(content, encoding="utf-8")
@@ -99,15 +106,17 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, filename: str, conte
         KnowledgeBase.load(path)
 
 
-def test_real_medic_counts() -> None:
-    kb = KnowledgeBase.load(real_data_dir() / "ncbi_disease" / "medic_06Jul2012.txt")
-    assert len(kb) == 11915
-    assert len(kb.names()) == 76237
-    assert kb["OMIM:613097"].id == "MESH:C567755"
-
-
-def test_real_mesh_counts() -> None:
-    kb = KnowledgeBase.load(real_data_dir() / "mesh" / "mesh2024_descriptors.txt.gz")
-    assert len(kb) == 30764
-    assert len(kb.names()) == 263931
-    assert kb["D000001"].name == "Calcimycin"
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("path", "entities", "names", "key", "attribute", "value"),
+    [
+        ("ncbi_disease/medic_06Jul2012.txt", 11915, 76237, "OMIM:613097", "id", "MESH:C567755"),
+        ("mesh/mesh2024_descriptors.txt.gz", 30764, 263931, "D000001", "name", "Calcimycin"),
+    ],
+    ids=["medic", "mesh"],
+)
+def test_real_kb_counts(path: str, entities: int, names: int, key: str, attribute: str, value: str) -> None:
+    kb = KnowledgeBase.load(real_data_dir() / path)
+    assert len(kb) == entities
+    assert len(kb.names()) == names
+    assert getattr(kb[key], attribute) == value

@@ -8,7 +8,7 @@ import torch
 from bel import BelConfig, BelForMultiCandidateLinking, LinkingInput
 from bel.modeling_bel import slot_loss
 
-from .conftest import tiny_model
+from .helpers import tiny_model
 from .test_packing import sample_document
 
 
@@ -44,8 +44,9 @@ def test_span_pooling_scores_the_mean_of_mask_and_candidate_name(bert_tokenizer)
     batch = bert_tokenizer.pad_packed(bert_tokenizer.pack([doc], mode="mention", template="compact"))
     with torch.no_grad():
         logits = model(**batch).logits
-        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                               token_type_ids=batch["token_type_ids"]).last_hidden_state
+        hidden = model.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"]
+        ).last_hidden_state
     row, slot = 1, 2
     start, end = batch["slot_positions"][row, slot].item(), batch["slot_ends"][row, slot].item()
     assert end - start >= 2
@@ -109,8 +110,12 @@ def test_training_step_lowers_the_loss(bert_tokenizer, loss, pooling):
 def test_config_round_trip_and_validation(tmp_path):
     from transformers import BertConfig
 
-    config = BelConfig(encoder=BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2),
-                       mode="document", template="compact", nil_threshold=0.25)
+    config = BelConfig(
+        encoder=BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2),
+        mode="document",
+        template="compact",
+        nil_threshold=0.25,
+    )
     config.save_pretrained(tmp_path)
     loaded = BelConfig.from_pretrained(tmp_path)
     assert loaded.encoder.hidden_size == 32 and loaded.encoder.model_type == "bert"

@@ -10,17 +10,32 @@ from hypothesis import strategies as st
 from bel import PACKING_MODES, LinkingInput
 from bel.tokenization_bel import MENTION_END, MENTION_START
 
-from .conftest import WORDS
+from .helpers import WORDS
 
 TEXT = (
     "Familial adenomatous polyposis is a hereditary disease. Carriers of the gene mutation have a high risk of colon "
     "cancer and of tumors in the liver. Breast cancer and ovarian cancer were found in patients with the mutation. "
     "Renal failure was not seen."
 )
-MENTION_TEXTS = ["Familial adenomatous polyposis", "hereditary disease", "colon cancer", "tumors in the liver",
-                 "Breast cancer", "ovarian cancer", "Renal failure"]
-CANDIDATES = ["adenomatous polyposis", "colon cancer", "breast cancer", "ovarian cancer", "renal failure",
-              "liver tumor", "hereditary syndrome", "kidney disease"]
+MENTION_TEXTS = [
+    "Familial adenomatous polyposis",
+    "hereditary disease",
+    "colon cancer",
+    "tumors in the liver",
+    "Breast cancer",
+    "ovarian cancer",
+    "Renal failure",
+]
+CANDIDATES = [
+    "adenomatous polyposis",
+    "colon cancer",
+    "breast cancer",
+    "ovarian cancer",
+    "renal failure",
+    "liver tumor",
+    "hereditary syndrome",
+    "kidney disease",
+]
 
 
 def sample_document(num_candidates: int = 8) -> LinkingInput:
@@ -28,8 +43,10 @@ def sample_document(num_candidates: int = 8) -> LinkingInput:
     for mention in MENTION_TEXTS:
         start = TEXT.index(mention)
         spans.append((start, start + len(mention)))
-    candidates = [[CANDIDATES[(m + c) % len(CANDIDATES)] + ("" if c < 8 else f" {c}") for c in range(num_candidates)]
-                  for m in range(len(spans))]
+    candidates = [
+        [CANDIDATES[(m + c) % len(CANDIDATES)] + ("" if c < 8 else f" {c}") for c in range(num_candidates)]
+        for m in range(len(spans))
+    ]
     return LinkingInput(TEXT, spans, candidates)
 
 
@@ -42,8 +59,12 @@ def slot_pairs(sequences) -> list[tuple[int, int, int]]:
 
 
 def expected_pairs(documents) -> list[tuple[int, int, int]]:
-    return sorted((d, m, c) for d, doc in enumerate(documents) for m, cands in enumerate(doc.candidates)
-                  for c in range(len(cands)))
+    return sorted(
+        (d, m, c)
+        for d, doc in enumerate(documents)
+        for m, cands in enumerate(doc.candidates)
+        for c in range(len(cands))
+    )
 
 
 @pytest.mark.parametrize("template", ["paper", "compact"])
@@ -70,8 +91,13 @@ def test_every_mode_scores_the_same_pairs_once(bert_tokenizer, template):
 def assert_slot_spans_hold_their_candidate_names(tokenizer, doc, sequence) -> None:
     """Each slot's span is its [MASK] then exactly its candidate's name, ended by the next [MASK] or [SEP]."""
     ids = sequence["input_ids"]
-    for p, end, m, c in zip(sequence["slot_positions"], sequence["slot_ends"], sequence["slot_mention"],
-                            sequence["slot_candidate"], strict=True):
+    for p, end, m, c in zip(
+        sequence["slot_positions"],
+        sequence["slot_ends"],
+        sequence["slot_mention"],
+        sequence["slot_candidate"],
+        strict=True,
+    ):
         name_ids = tokenizer(doc.candidates[m][c], add_special_tokens=False)["input_ids"]
         assert ids[p + 1 : end] == name_ids
         assert ids[end] in (tokenizer.mask_token_id, tokenizer.sep_token_id)
@@ -81,8 +107,9 @@ def assert_slot_spans_hold_their_candidate_names(tokenizer, doc, sequence) -> No
 @pytest.mark.parametrize("max_length", [32, 48, 96])
 def test_forced_splitting_loses_no_pair(bert_tokenizer, mode, max_length):
     doc = sample_document(num_candidates=16)
-    long_names = LinkingInput(doc.text, doc.mentions, [[n + " protein deficiency syndrome type" * 3 for n in c]
-                                                       for c in doc.candidates])
+    long_names = LinkingInput(
+        doc.text, doc.mentions, [[n + " protein deficiency syndrome type" * 3 for n in c] for c in doc.candidates]
+    )
     for document in (doc, long_names):
         sequences = bert_tokenizer.pack([document], mode=mode, max_length=max_length, template="paper")
         assert slot_pairs(sequences) == expected_pairs([document])
@@ -112,8 +139,10 @@ def test_markers_surround_each_mention_in_context(bert_tokenizer):
         for position, token in enumerate(ids):
             if token == start_id:
                 inside.append(ids[position + 1 : ids.index(end_id, position)])
-        expected = [bert_tokenizer.encode(MENTION_TEXTS[m], add_special_tokens=False)
-                    for m in sorted(set(sequence["slot_mention"]))]
+        expected = [
+            bert_tokenizer.encode(MENTION_TEXTS[m], add_special_tokens=False)
+            for m in sorted(set(sequence["slot_mention"]))
+        ]
         assert inside == expected
 
 
@@ -129,7 +158,7 @@ def test_bad_spans_raise_naming_document_and_mention(bert_tokenizer):
 
 
 def test_roberta_bpe_tokenizer_packs_and_scores(roberta_tokenizer):
-    from .conftest import tiny_model
+    from .helpers import tiny_model
 
     doc = sample_document(num_candidates=4)
     model = tiny_model(roberta_tokenizer, kind="roberta")
@@ -167,8 +196,12 @@ def linking_inputs(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(documents=st.lists(linking_inputs(), min_size=1, max_size=3), mode=st.sampled_from(PACKING_MODES),
-       max_length=st.sampled_from([32, 64, 512]), template=st.sampled_from(["paper", "compact"]))
+@given(
+    documents=st.lists(linking_inputs(), min_size=1, max_size=3),
+    mode=st.sampled_from(PACKING_MODES),
+    max_length=st.sampled_from([32, 64, 512]),
+    template=st.sampled_from(["paper", "compact"]),
+)
 def test_packing_property(bert_tokenizer, documents, mode, max_length, template):
     spans_before = [list(d.mentions) for d in documents]
     sequences = bert_tokenizer.pack(documents, mode=mode, max_length=max_length, template=template)

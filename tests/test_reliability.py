@@ -90,6 +90,7 @@ def test_long_document_is_linked_completely_in_every_mode(linker, mode):
     assert all(text[m["start"] : m["end"]] == m["text"] for m in out)
 
 
+@pytest.mark.slow  # half a minute of CPU on 2 cores
 def test_200k_character_document(linker):
     text = (EXOTIC + TEXT + " ") * 1000
     text = text[:200_000]
@@ -102,6 +103,7 @@ def test_200k_character_document(linker):
 
 
 # ------------------------------------------------------------------------------------------------ files
+@pytest.mark.slow  # `bel link` in a fresh interpreter
 def test_non_utf8_input_names_file_and_line(linker_dir, tmp_path):
     txt = tmp_path / "in.txt"
     txt.write_bytes(b"Breast cancer.\nFever \xff here.\n")

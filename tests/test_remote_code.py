@@ -8,9 +8,12 @@ import pytest
 
 from bel import PACKING_MODES
 
+from .helpers import CHECKPOINT_FILES, tiny_model
 from .remote import run_without_bel
 from .test_modeling import scores_by_pair
 from .test_packing import sample_document
+
+pytestmark = pytest.mark.slow  # fresh interpreters
 
 LOAD_AND_SCORE = """
 import json, torch
@@ -39,18 +42,16 @@ print(json.dumps({{"config": type(config).__name__, "model": type(model).__name_
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
 def test_checkpoint_loads_where_bel_is_not_installed(kind, bert_tokenizer, roberta_tokenizer, tmp_path, hf_home):
-    from .conftest import tiny_model
-
     tokenizer = bert_tokenizer if kind == "bert" else roberta_tokenizer
     model = tiny_model(tokenizer, kind=kind, mode="sentence", seed=3)
     checkpoint = tmp_path / "checkpoint"
     model.save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
     files = {p.name for p in checkpoint.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "configuration_bel.py",
-            "modeling_bel.py", "tokenization_bel.py"} <= files
+    assert files >= CHECKPOINT_FILES
     assert json.loads((checkpoint / "config.json").read_text())["auto_map"]["AutoModel"].endswith(
-        "BelForMultiCandidateLinking")
+        "BelForMultiCandidateLinking"
+    )
 
     doc = sample_document(num_candidates=4)
     document = json.dumps({"text": doc.text, "mentions": doc.mentions, "candidates": doc.candidates})
@@ -61,12 +62,18 @@ def test_checkpoint_loads_where_bel_is_not_installed(kind, bert_tokenizer, rober
     result = run_without_bel(code, cwd=elsewhere, env={"HF_HOME": str(hf_home)})
 
     assert (result["config"], result["model"], result["tokenizer"]) == (
-        "BelConfig", "BelForMultiCandidateLinking", "BelTokenizer")
+        "BelConfig",
+        "BelForMultiCandidateLinking",
+        "BelTokenizer",
+    )
     assert result["module"].startswith("transformers_modules")
     assert result["mode"] == "sentence"
     for mode in modes:
         local = scores_by_pair(model, tokenizer, [doc], mode)
-        remote = {tuple(int(x) for x in key.split("/")[1:]): v for key, v in result["scores"].items()
-                  if key.startswith(mode + "/")}
+        remote = {
+            tuple(int(x) for x in key.split("/")[1:]): v
+            for key, v in result["scores"].items()
+            if key.startswith(mode + "/")
+        }
         assert remote.keys() == {(m, c) for _, m, c in local}
         assert max(abs(remote[(m, c)] - v) for (_, m, c), v in local.items()) < 1e-5

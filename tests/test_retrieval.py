@@ -15,25 +15,54 @@ import pytest
 from bel import retrieval_bel
 from bel.retrieval_bel import Candidate, CandidateRetriever
 
+from .helpers import real_data_dir
+
 KB_ROWS = [
-    ("MESH:D001943", "Breast Neoplasms", True), ("MESH:D001943", "Breast Cancer", False),
-    ("MESH:D001943", "Breast Tumors", False), ("MESH:D010051", "Ovarian Neoplasms", True),
-    ("MESH:D010051", "Ovarian Cancer", False), ("MESH:D007022", "Hypotension", True),
-    ("MESH:D007022", "Low Blood Pressure", False), ("MESH:D003371", "Common Cold", True),
-    ("MESH:D003371", "cold", False), ("MESH:D000001", "Cold Temperature", True), ("MESH:D000001", "cold", False),
-    ("MESH:D009369", "Neoplasms", True), ("MESH:D009369", "Tumors", False), ("MESH:D009369", "Cancer", False),
+    ("MESH:D001943", "Breast Neoplasms", True),
+    ("MESH:D001943", "Breast Cancer", False),
+    ("MESH:D001943", "Breast Tumors", False),
+    ("MESH:D010051", "Ovarian Neoplasms", True),
+    ("MESH:D010051", "Ovarian Cancer", False),
+    ("MESH:D007022", "Hypotension", True),
+    ("MESH:D007022", "Low Blood Pressure", False),
+    ("MESH:D003371", "Common Cold", True),
+    ("MESH:D003371", "cold", False),
+    ("MESH:D000001", "Cold Temperature", True),
+    ("MESH:D000001", "cold", False),
+    ("MESH:D009369", "Neoplasms", True),
+    ("MESH:D009369", "Tumors", False),
+    ("MESH:D009369", "Cancer", False),
 ]
-ALIASES = [("MESH:D001943", "breast carcinoma"), ("MESH:D009369", "malignancy"), ("MESH:D007022", "low BP"),
-           ("MESH:D007022", "low BP")]
+ALIASES = [
+    ("MESH:D001943", "breast carcinoma"),
+    ("MESH:D009369", "malignancy"),
+    ("MESH:D007022", "low BP"),
+    ("MESH:D007022", "low BP"),
+]
 ALIAS_SOURCES = ["doc1", "doc1", "doc2", "doc3"]
-QUERIES = ["breast cancer", "Ovarian cancers", "hypotension", "cold", "malignancy", "low BP", "breast carcinomas",
-           "tumour", "zzzz", ""]
+QUERIES = [
+    "breast cancer",
+    "Ovarian cancers",
+    "hypotension",
+    "cold",
+    "malignancy",
+    "low BP",
+    "breast carcinomas",
+    "tumour",
+    "zzzz",
+    "",
+]
 
 
 @pytest.fixture(scope="module")
 def retriever() -> CandidateRetriever:
-    return CandidateRetriever.build([r[0] for r in KB_ROWS], [r[1] for r in KB_ROWS], [r[2] for r in KB_ROWS],
-                                    aliases=ALIASES, alias_sources=ALIAS_SOURCES)
+    return CandidateRetriever.build(
+        [r[0] for r in KB_ROWS],
+        [r[1] for r in KB_ROWS],
+        [r[2] for r in KB_ROWS],
+        aliases=ALIASES,
+        alias_sources=ALIAS_SOURCES,
+    )
 
 
 def as_tuples(results: list[list[Candidate]]) -> list[list[tuple]]:
@@ -82,15 +111,21 @@ def test_kb_names_rank_before_aliases_on_ties() -> None:
 
 def test_alias_of_kb_name_adds_no_row(retriever: CandidateRetriever) -> None:
     before = len(retriever)
-    again = CandidateRetriever.build([r[0] for r in KB_ROWS], [r[1] for r in KB_ROWS], [r[2] for r in KB_ROWS],
-                                     aliases=[*ALIASES, ("MESH:D007022", "HYPOTENSION")])
+    again = CandidateRetriever.build(
+        [r[0] for r in KB_ROWS],
+        [r[1] for r in KB_ROWS],
+        [r[2] for r in KB_ROWS],
+        aliases=[*ALIASES, ("MESH:D007022", "HYPOTENSION")],
+    )
     assert len(again) == before == len(KB_ROWS) - 0 + 3  # 3 distinct new alias strings
 
 
 def test_exclude_sources_leaves_the_document_out(retriever: CandidateRetriever) -> None:
     default, own_doc_out, other_doc_out, both_out = retriever.search(
-        ["malignancy", "malignancy", "low BP", "low BP"], top_k=3,
-        exclude_sources=[None, {"doc1"}, {"doc2"}, {"doc2", "doc3"}])
+        ["malignancy", "malignancy", "low BP", "low BP"],
+        top_k=3,
+        exclude_sources=[None, {"doc1"}, {"doc2"}, {"doc2", "doc3"}],
+    )
     assert default[0].entity_id == "MESH:D009369" and default[0].alias and default[0].exact
     assert all(c.name != "malignancy" for c in own_doc_out)
     assert other_doc_out[0].name == "low BP"  # doc3 still contributes this alias
@@ -118,7 +153,8 @@ def test_save_load_in_process(tmp_path: Path, retriever: CandidateRetriever) -> 
     assert len(loaded) == len(retriever)
     assert as_tuples(loaded.search(QUERIES, top_k=5)) == as_tuples(retriever.search(QUERIES, top_k=5))
     assert as_tuples(loaded.search(["low BP"], exclude_sources=[{"doc2", "doc3"}])) == as_tuples(
-        retriever.search(["low BP"], exclude_sources=[{"doc2", "doc3"}]))
+        retriever.search(["low BP"], exclude_sources=[{"doc2", "doc3"}])
+    )
 
 
 FRESH_PROCESS_SCRIPT = r"""
@@ -138,6 +174,7 @@ print(json.dumps([[[c.entity_id, c.name, c.preferred_name, c.score] for c in can
 """
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_load_in_fresh_process_without_bel(tmp_path: Path, retriever: CandidateRetriever) -> None:
     retriever.save(tmp_path / "index")
     module_dir = tmp_path / "module"
@@ -145,21 +182,29 @@ def test_load_in_fresh_process_without_bel(tmp_path: Path, retriever: CandidateR
     shutil.copy(retrieval_bel.__file__, module_dir / "retrieval_bel.py")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
     completed = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH_PROCESS_SCRIPT, str(module_dir), str(tmp_path / "index"), json.dumps(QUERIES)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            FRESH_PROCESS_SCRIPT,
+            str(module_dir),
+            str(tmp_path / "index"),
+            json.dumps(QUERIES),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     fresh = [[tuple(c) for c in cands] for cands in json.loads(completed.stdout)]
     assert fresh == as_tuples(retriever.search(QUERIES, top_k=5))
     assert any(fresh)
 
 
-def real_data_dir() -> Path:
-    path = Path(os.environ.get("BEL_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path}; set BEL_DATA_DIR")
-    return path
-
-
+@pytest.mark.data
 def test_real_ncbi_recall_at_64_with_medic_and_train_aliases() -> None:
     from bel.data.datasets import load_corpus, load_kb
 
@@ -172,11 +217,14 @@ def test_real_ncbi_recall_at_64_with_medic_and_train_aliases() -> None:
                 aliases.append((kb.canonical_id(mention.ids[0]), mention.text))
                 sources.append(doc.id)
     names = kb.names()
-    retriever = CandidateRetriever.build([n[0] for n in names], [n[1] for n in names], [n[2] for n in names],
-                                         aliases=aliases, alias_sources=sources)
+    retriever = CandidateRetriever.build(
+        [n[0] for n in names], [n[1] for n in names], [n[2] for n in names], aliases=aliases, alias_sources=sources
+    )
     mentions = [m for d in load_corpus("ncbi-disease", "test", root) for m in d.mentions if m.ids]
     results = retriever.search([m.text for m in mentions], top_k=64)
-    hits = [any(c.entity_id in {kb.canonical_id(i) for i in m.ids} for c in cands)
-            for m, cands in zip(mentions, results, strict=True)]
+    hits = [
+        any(c.entity_id in {kb.canonical_id(i) for i in m.ids} for c in cands)
+        for m, cands in zip(mentions, results, strict=True)
+    ]
     assert len(mentions) == 960
     assert sum(hits) / len(hits) >= 0.95

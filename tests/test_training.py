@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,36 +15,32 @@ from safetensors.torch import load_file
 from bel import BelTokenizer
 from bel.batching import TokenBudgetBatchSampler, sequence_units
 from bel.checkpointing import COMPLETE_MARKER, complete_checkpoints, resolve_checkpoint
-from bel.data import read_pubtator
-from bel.examples import build_examples, build_retriever
-from bel.kb import KnowledgeBase
+from bel.examples import build_examples
 
-from .conftest import REPO, wordpiece_tokenizer
+from .helpers import (
+    FIXTURES,
+    REPO,
+    TWO_PROCESSES,
+    run,
+    save_tiny_encoder,
+    tiny_model,
+    train_fixture,
+    wordpiece_tokenizer,
+)
 from .remote import run_without_bel
 
-FIXTURES = REPO / "tests" / "fixtures"
 CORPUS, DEV, KB = FIXTURES / "bel_train_corpus.txt", FIXTURES / "bel_train_dev.txt", FIXTURES / "bel_train_kb.txt"
 
 
 @pytest.fixture(scope="module")
 def data():
-    kb = KnowledgeBase.load(KB)
-    docs = read_pubtator(CORPUS)
-    return kb, docs, build_retriever(kb, docs)
+    return train_fixture()
 
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory) -> Path:
     """A tiny random BERT + WordPiece tokenizer saved like a Hub encoder, to pass as --encoder."""
-    from transformers import BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("encoder")
-    tokenizer = wordpiece_tokenizer()
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_encoder(tmp_path_factory.mktemp("encoder"))
 
 
 def test_training_candidates_exclude_own_alias_and_inject_gold(data):
@@ -110,9 +103,30 @@ def test_latest_ignores_incomplete_checkpoints(tmp_path):
 
 
 def _train_args(encoder_dir: Path, output: Path, *extra: str) -> list[str]:
-    return [str(REPO / "train.py"), "--train-file", str(CORPUS), "--dev-file", str(DEV), "--kb-file", str(KB),
-            "--encoder", str(encoder_dir), "--output-dir", str(output), "--num-candidates", "4", "--mode", "sentence",
-            "--batch-size", "400", "--log-every", "1", "--learning-rate", "1e-3", *extra]
+    return [
+        str(REPO / "train.py"),
+        "--train-file",
+        str(CORPUS),
+        "--dev-file",
+        str(DEV),
+        "--kb-file",
+        str(KB),
+        "--encoder",
+        str(encoder_dir),
+        "--output-dir",
+        str(output),
+        "--num-candidates",
+        "4",
+        "--mode",
+        "sentence",
+        "--batch-size",
+        "400",
+        "--log-every",
+        "1",
+        "--learning-rate",
+        "1e-3",
+        *extra,
+    ]
 
 
 def _env(**extra) -> dict:
@@ -121,24 +135,15 @@ def _env(**extra) -> dict:
     return env
 
 
-def _run(args: list[str], env: dict, timeout: int = 240) -> subprocess.CompletedProcess:
-    """Run in a session of its own and kill the whole group at the end, so no DDP rank outlives a failed test."""
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        if process.returncode is None:
-            process.communicate()
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+def _run(args: list[str], env: dict, timeout: int = 240):
+    """In a session of its own, the whole group killed at the end: no DDP rank outlives a failed test."""
+    return run(args, env, timeout, cwd=REPO)
 
 
+@pytest.mark.slow  # 2-process DDP training, then a fresh interpreter
 def test_two_process_ddp_training_checkpoint_loads_with_remote_code(encoder_dir, tmp_path):
     output = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", *TWO_PROCESSES]
     result = _run(launcher + _train_args(encoder_dir, output, "--max-steps", "2"), _env(ACCELERATE_USE_CPU="true"))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((output / "train_summary.json").read_text())
@@ -148,7 +153,8 @@ def test_two_process_ddp_training_checkpoint_loads_with_remote_code(encoder_dir,
     metrics = [json.loads(line) for line in (output / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "train/loss" in m] == [1, 2]
     best = Path(summary["best_dir"])
-    loaded = run_without_bel(f"""
+    loaded = run_without_bel(
+        f"""
 import json, torch
 from transformers import AutoModel, AutoTokenizer
 model = AutoModel.from_pretrained({str(REPO / best)!r}, trust_remote_code=True).eval()
@@ -159,11 +165,14 @@ LinkingInput = import_module(doc).LinkingInput
 scores = model.score(tokenizer, [LinkingInput("Familial breast cancer.", [(9, 22)], [["breast neoplasms", "fever"]],
                                               candidate_scores=[[0.9, 0.2]])])  # train's default uses them
 print(json.dumps({{"class": type(model).__name__, "mode": model.config.mode, "scores": scores[0][0]}}))
-""", cwd=tmp_path)
+""",
+        cwd=tmp_path,
+    )
     assert loaded["class"] == "BelForMultiCandidateLinking" and loaded["mode"] == "sentence"
     assert len(loaded["scores"]) == 2 and all(abs(s) < 1e6 for s in loaded["scores"])
 
 
+@pytest.mark.slow  # three training runs in fresh interpreters
 def test_crash_and_resume_matches_uninterrupted_run(encoder_dir, tmp_path):
     common = ("--max-steps", "6", "--checkpoint-every", "2", "--keep-checkpoints", "5")
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
@@ -179,8 +188,9 @@ def test_crash_and_resume_matches_uninterrupted_run(encoder_dir, tmp_path):
     shutil.copytree(crashed / "checkpoints" / "step_00000004", partial)
     (partial / COMPLETE_MARKER).unlink()
     (partial / "model.safetensors").write_bytes(b"truncated")
-    resumed = _run([sys.executable, *_train_args(encoder_dir, crashed, *common, "--resume-from-checkpoint", "latest")],
-                   _env())
+    resumed = _run(
+        [sys.executable, *_train_args(encoder_dir, crashed, *common, "--resume-from-checkpoint", "latest")], _env()
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((crashed / "train_summary.json").read_text())
     assert summary["resumed_from"].endswith("step_00000004") and summary["global_step"] == 6
@@ -192,14 +202,17 @@ def test_crash_and_resume_matches_uninterrupted_run(encoder_dir, tmp_path):
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-4  # training did move the weights
 
 
+def _in_process(encoder_dir: Path, **config) -> dict:
+    """TrainConfig arguments for a quick in-process run on the fixture corpus (4 documents, one batch each epoch)."""
+    files = dict(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir))
+    return dict(**files, num_candidates=4, batch_size=2000, warmup_ratio=0.0, max_train_documents=4, **config)
+
+
 def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
     from bel.training import TrainConfig, train
 
-    config = TrainConfig(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir),
-                         output_dir=str(tmp_path / "run"), num_candidates=4, mode="mention", batch_size=2000,
-                         epochs=4, learning_rate=0.0, warmup_ratio=0.0, early_stopping_patience=1,
-                         max_train_documents=4, log_every=1)
-    best = train(config)
+    config = _in_process(encoder_dir, output_dir=str(tmp_path / "run"), mode="mention", epochs=4, learning_rate=0.0)
+    best = train(TrainConfig(**config, early_stopping_patience=1, log_every=1))
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     # lr 0: dev Acc@1 never improves after epoch 0, so patience 1 stops after epoch 1 and epoch 0 stays the best
     assert [h["epoch"] for h in summary["history"]] == [0, 1] and summary["best_epoch"] == 0
@@ -212,8 +225,6 @@ def test_early_stopping_keeps_best_epoch_in_process(encoder_dir, tmp_path):
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
 def test_attention_dropout_reaches_every_attention_layer(bert_tokenizer, kind):
     from bel.encoders import set_attention_dropout
-
-    from .conftest import tiny_model
 
     model = tiny_model(bert_tokenizer, kind=kind)
     attention = [m for n, m in model.named_modules() if n.endswith("attention.self.dropout")]
@@ -230,8 +241,6 @@ def test_attention_dropout_reaches_every_attention_layer(bert_tokenizer, kind):
 def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_tokenizer):
     from bel.training import TrainConfig, parameter_groups
 
-    from .conftest import tiny_model
-
     model = tiny_model(bert_tokenizer, use_retrieval_score=True)
     groups = parameter_groups(model, TrainConfig(learning_rate=2e-5))
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
@@ -243,13 +252,12 @@ def test_parameter_groups_give_the_retrieval_weight_its_own_learning_rate(bert_t
 def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
     from bel.training import TrainConfig, train
 
-    common = dict(train_file=str(CORPUS), dev_file=str(DEV), kb_file=str(KB), encoder=str(encoder_dir),
-                  num_candidates=4, batch_size=2000, epochs=1, warmup_ratio=0.0, max_train_documents=4,
-                  use_retrieval_score=False)
+    common = _in_process(encoder_dir, epochs=1, use_retrieval_score=False)
     first = train(TrainConfig(output_dir=str(tmp_path / "a"), mode="mention", learning_rate=1e-2, **common))
     # lr 0: the second run must end exactly where the first one did (a fresh start would not)
-    second = train(TrainConfig(output_dir=str(tmp_path / "b"), mode="sentence", learning_rate=0.0,
-                               init_from=str(first), **common))
+    second = train(
+        TrainConfig(output_dir=str(tmp_path / "b"), mode="sentence", learning_rate=0.0, init_from=str(first), **common)
+    )
     before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -258,4 +266,6 @@ def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
     config = json.loads((second / "config.json").read_text())
     assert (config["mode"], config["slot_pooling"]) == ("sentence", "span")
     with pytest.raises(ValueError, match="use-retrieval-score"):
-        train(TrainConfig(output_dir=str(tmp_path / "d"), init_from=str(first), **{**common, "use_retrieval_score": True}))
+        train(
+            TrainConfig(output_dir=str(tmp_path / "d"), init_from=str(first), **{**common, "use_retrieval_score": True})
+        )

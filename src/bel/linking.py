@@ -41,12 +41,14 @@ class LinkSettings:
     top_k: int = 5
     txt_mode: str = "line"
     detect_mentions: bool = False
+    detector: str = "auto"
 
     def fingerprint(self, world: int) -> dict:
         stat = self.input.stat()
         return {"input": str(self.input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "model": str(self.model), "input_format": self.input_format, "top_k": self.top_k,
-                "txt_mode": self.txt_mode, "detect_mentions": self.detect_mentions, "world": world}
+                "txt_mode": self.txt_mode, "detect_mentions": self.detect_mentions, "detector": self.detector,
+                "world": world}
 
 
 def guess_format(path: Path, allowed: tuple[str, ...]) -> str:
@@ -116,15 +118,15 @@ def pipeline_input(doc: Document, detect: bool) -> dict:
     text = doc.text
     item = {"text": text, "passages": [(p.offset, p.end) for p in sorted(doc.passages, key=lambda p: p.offset)]}
     if doc.mentions and not detect:
-        item["mentions"] = [{"start": m.start, "end": m.end} for m in doc.mentions]
+        item["mentions"] = [{"start": m.start, "end": m.end, "type": m.type} for m in doc.mentions]
     return item
 
 
-def to_record(index: int, doc: Document, linked: list[dict], detect: bool) -> dict:
-    types = [m.type for m in doc.mentions] if doc.mentions and not detect else [None] * len(linked)
+def to_record(index: int, doc: Document, linked: list[dict]) -> dict:
+    """One output record; each linked mention keeps its `type` (given in the input, or found by the detector)."""
     return {"index": index, "id": doc.id,
             "passages": [[p.type, p.offset, p.text] for p in doc.passages],
-            "mentions": [{**m, "type": t} for m, t in zip(linked, types, strict=True)],
+            "mentions": linked,
             "relations": [[r.type, *r.args] for r in doc.relations], "meta": doc.meta}
 
 
@@ -210,9 +212,9 @@ def link_shard(linker, settings: LinkSettings, rank: int = 0, world: int = 1, pr
 
         def flush() -> None:
             linked = linker([pipeline_input(d, settings.detect_mentions) for _, d in batch],
-                            batch_size=settings.batch_size, top_k=settings.top_k)
+                            batch_size=settings.batch_size, top_k=settings.top_k, detector=settings.detector)
             for (index, doc), mentions in zip(batch, linked, strict=True):
-                record = to_record(index, doc, mentions, settings.detect_mentions)
+                record = to_record(index, doc, mentions)
                 handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
@@ -299,7 +301,7 @@ def wait_for_shards(settings: LinkSettings, world: int, timeout: float = 24 * 36
 
 def link_file(linker, input: str | os.PathLike, output: str | os.PathLike, *, input_format: str | None = None,
               output_format: str | None = None, batch_size: int = 8, top_k: int = 5, txt_mode: str = "line",
-              detect_mentions: bool = False, progress: bool = False) -> Path:
+              detect_mentions: bool = False, detector: str = "auto", progress: bool = False) -> Path:
     """Link a whole file in this process (what `bel link` does with one process); returns the output path.
 
     `linker` is an [`EntityLinkingPipeline`] (e.g. from `bel.load_linker`); its checkpoint path is part of the resume
@@ -310,6 +312,6 @@ def link_file(linker, input: str | os.PathLike, output: str | os.PathLike, *, in
         model=str(getattr(linker.model, "name_or_path", "")), input=source, output=target,
         input_format=input_format or guess_format(source, INPUT_FORMATS),
         output_format=output_format or guess_format(target, OUTPUT_FORMATS), batch_size=batch_size, top_k=top_k,
-        txt_mode=txt_mode, detect_mentions=detect_mentions)
+        txt_mode=txt_mode, detect_mentions=detect_mentions, detector=detector)
     link_shard(linker, settings, progress=progress)
     return merge_shards(settings, 1)

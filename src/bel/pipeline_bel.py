@@ -1,6 +1,7 @@
 """EntityLinkingPipeline: `pipeline("entity-linking")` from raw text or given spans (Hub-portable core file).
 
-Steps per document: find mentions (unless spans are given) with the dictionary matcher of `matching_bel`, build the
+Steps per document: find mentions (unless spans are given) with the checkpoint's learned detector (`detection_bel`,
+files under `detector/`) or, without one, the dictionary matcher of `matching_bel`; build the
 reranker input with `inputs_bel` (the same path training and evaluation use: abbreviation-expanded retrieval queries,
 the checkpoint's [`CandidateRetriever`], sentences, candidate texts), and rerank with
 [`BelForMultiCandidateLinking.score`] in the checkpoint's packing mode. Documents of one batch (`batch_size`, default
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from transformers import Pipeline
 
 from .configuration_bel import PACKING_MODES
+from .detection_bel import MentionDetector, find_detector_files
 from .inputs_bel import build_linking_input, retrieve
 from .matching_bel import MentionMatcher
 from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, find_retriever_files
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 Span = tuple[int, int]
 DEFAULT_BATCH_SIZE = 8
+DETECTORS = ("auto", "model", "dictionary")
 
 
 class EntityLinkingPipeline(Pipeline):
@@ -44,12 +47,15 @@ class EntityLinkingPipeline(Pipeline):
     input index and the mention before any model work. Empty or whitespace-only raw text gives `[]`.
 
     Output per input: one dict per mention, in input order (detected mentions: in text order):
-    `{"start", "end", "text", "entity_id", "entity_name", "score", "candidates": [{"id", "name", "score"}]}`, plus
-    `"nil_reason"` when `entity_id` is None. Offsets index the original text; `text == input[start:end]`.
+    `{"start", "end", "text", "type", "entity_id", "entity_name", "score", "candidates": [{"id", "name", "score"}]}`,
+    plus `"nil_reason"` when `entity_id` is None. Offsets index the original text; `text == input[start:end]`.
+    `type` is the detector's entity type, or the given mention's `"type"`; None when unknown (dictionary matches).
 
     Parameters (at construction or call): `top_k` (candidates shown, default 5), `num_candidates` (retrieved and
     reranked, default `config.num_candidates`), `mode` (packing mode, default `config.mode`), `nil_threshold`
-    (default `config.nil_threshold`), `batch_size` (documents retrieved and reranked together, default 8).
+    (default `config.nil_threshold`), `batch_size` (documents retrieved and reranked together, default 8),
+    `detector` (for raw text: `"auto"`, the default, uses the checkpoint's learned detector when it has one and the
+    dictionary matcher otherwise; `"model"` or `"dictionary"` force one).
 
     Example:
 
@@ -66,11 +72,19 @@ class EntityLinkingPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
 
-    def __init__(self, *args, retriever: CandidateRetriever | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        retriever: CandidateRetriever | None = None,
+        detector: MentionDetector | None = None,
+        **kwargs,
+    ) -> None:
         kwargs["batch_size"] = _positive_int(kwargs.get("batch_size") or DEFAULT_BATCH_SIZE, "batch_size")
         super().__init__(*args, **kwargs)
         self._retriever = retriever
         self._matcher: MentionMatcher | None = None
+        self._detector = detector
+        self._detector_checked = detector is not None
 
     # ------------------------------------------------------------------ resources
     @property
@@ -94,6 +108,16 @@ class EntityLinkingPipeline(Pipeline):
         return self._retriever
 
     @property
+    def detector(self) -> MentionDetector | None:
+        """The learned mention detector of the checkpoint (its `detector/` folder), or None when it has none."""
+        if not self._detector_checked:
+            self._detector_checked = True
+            source = getattr(self.model, "name_or_path", None) or self.model.config._name_or_path
+            directory = find_detector_files(source, revision=getattr(self.model.config, "_commit_hash", None))
+            self._detector = MentionDetector.from_pretrained(directory) if directory is not None else None
+        return self._detector
+
+    @property
     def matcher(self) -> MentionMatcher:
         """Dictionary matcher over every KB name of the retriever (built on first raw-text input)."""
         if self._matcher is None:
@@ -101,11 +125,13 @@ class EntityLinkingPipeline(Pipeline):
         return self._matcher
 
     # ------------------------------------------------------------------ pipeline API
-    def _sanitize_parameters(self, top_k=None, num_candidates=None, mode=None, nil_threshold=None, **kwargs):
+    def _sanitize_parameters(
+        self, top_k=None, num_candidates=None, mode=None, nil_threshold=None, detector=None, **kwargs
+    ):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, batch_size."
+                "nil_threshold, detector, batch_size."
             )
         forward, post = {}, {}
         if num_candidates is not None:
@@ -114,6 +140,10 @@ class EntityLinkingPipeline(Pipeline):
             if mode not in PACKING_MODES:
                 raise ValueError(f"mode must be one of {', '.join(PACKING_MODES)}, got {mode!r}.")
             forward["mode"] = mode
+        if detector is not None:
+            if detector not in DETECTORS:
+                raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}.")
+            forward["detector"] = detector
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
                 raise ValueError(f"top_k must be an integer >= 0, got {top_k!r}.")
@@ -143,23 +173,52 @@ class EntityLinkingPipeline(Pipeline):
         return super().__call__(inputs, *args, **kwargs)
 
     def preprocess(self, inputs) -> dict:
-        """One input as `{"text", "mentions": [(start, end)], "passages": [(start, end)]}` (mentions detected when
-        none are given; detection runs per passage, so a detected mention never crosses one)."""
+        """One input as `{"text", "mentions", "types", "passages"}`; `mentions` is None when they are to be detected
+        (detection runs in `_forward`, batched over documents)."""
         text, mentions, passages = _parse_input(inputs)
-        if mentions is None:
-            mentions = [
-                (start + offset, end + offset)
-                for offset, stop in passages
+        types = None
+        if mentions is not None:
+            types = [m.get("type") if isinstance(m, dict) else None for m in inputs["mentions"]]
+            bad = next((k for k, kind in enumerate(types) if kind is not None and not isinstance(kind, str)), None)
+            if bad is not None:
+                raise ValueError(f"input, mention {bad}: 'type' must be a string, got {types[bad]!r}.")
+        return {"text": text, "mentions": mentions, "types": types, "passages": passages}
+
+    def _detect(self, texts: list[str], passages: list[list[Span]], detector: str) -> list[list[tuple]]:
+        """Typed mentions `(start, end, type)` of raw documents; per passage, so none crosses a passage boundary."""
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}.")
+        learned = self.detector if detector != "dictionary" else None
+        if detector == "model" and learned is None:
+            raise ValueError(
+                "detector='model' but this checkpoint has no detector/ folder; use detector='dictionary' "
+                "or train one with `bel train --stage detector`."
+            )
+        if learned is not None:
+            return learned.detect(list(zip(texts, passages, strict=True)))
+        return [
+            [
+                (start + offset, end + offset, None)
+                for offset, stop in doc_passages
                 if text[offset:stop].strip()
                 for start, end in self.matcher.find(text[offset:stop])
             ]
-        return {"text": text, "mentions": mentions, "passages": passages}
+            for text, doc_passages in zip(texts, passages, strict=True)
+        ]
 
-    def _forward(self, model_inputs: dict, num_candidates: int | None = None, mode: str | None = None) -> dict:
-        """Retrieve and rerank the candidates of every mention of one document, or of a collated batch of them."""
+    def _forward(
+        self, model_inputs: dict, num_candidates: int | None = None, mode: str | None = None, detector: str = "auto"
+    ) -> dict:
+        """Detect (where no spans were given), retrieve and rerank the mentions of one document or a collated batch."""
         batched = not isinstance(model_inputs["text"], str)
         documents = model_inputs if batched else {key: [value] for key, value in model_inputs.items()}
-        texts, mentions, passages = documents["text"], documents["mentions"], documents["passages"]
+        texts, passages = documents["text"], documents["passages"]
+        mentions, types = list(documents["mentions"]), list(documents["types"])
+        raw = [d for d, given in enumerate(mentions) if given is None]
+        if raw:
+            found = self._detect([texts[d] for d in raw], [passages[d] for d in raw], detector)
+            for d, entities in zip(raw, found, strict=True):
+                mentions[d], types[d] = [(s, e) for s, e, _ in entities], [t for _, _, t in entities]
         retrieved = retrieve(
             self.retriever, list(zip(texts, mentions, strict=True)), num_candidates or self.model.config.num_candidates
         )
@@ -169,15 +228,19 @@ class EntityLinkingPipeline(Pipeline):
         scores = self.model.score(self.tokenizer, linking, mode=mode) if linking else []
         for d, doc_scores in zip(scored, scores, strict=True):
             logits[d] = doc_scores
-        outputs = {"text": texts, "mentions": mentions, "retrieved": retrieved, "logits": logits}
+        outputs = {"text": texts, "mentions": mentions, "types": types, "retrieved": retrieved, "logits": logits}
         return outputs if batched else {key: value[0] for key, value in outputs.items()}
 
     def postprocess(self, model_outputs: dict, top_k: int = 5, nil_threshold: float | None = None) -> list[dict]:
         """Softmax per mention, top-k candidates and NIL decision; see the class docstring for the schema."""
         threshold = nil_threshold if nil_threshold is not None else getattr(self.model.config, "nil_threshold", None)
         text, results = model_outputs["text"], []
-        for (start, end), retrieved, logits in zip(
-            model_outputs["mentions"], model_outputs["retrieved"], model_outputs["logits"], strict=True
+        for (start, end), kind, retrieved, logits in zip(
+            model_outputs["mentions"],
+            model_outputs["types"],
+            model_outputs["retrieved"],
+            model_outputs["logits"],
+            strict=True,
         ):
             probabilities = _softmax(logits)
             order = sorted(range(len(retrieved)), key=lambda c: (-round(probabilities[c], 6), c))[: max(0, top_k)]
@@ -190,6 +253,7 @@ class EntityLinkingPipeline(Pipeline):
                 "start": start,
                 "end": end,
                 "text": text[start:end],
+                "type": kind,
                 "entity_id": None,
                 "entity_name": None,
                 "score": round(probabilities[best], 6) if best is not None else None,

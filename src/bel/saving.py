@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .detection_bel import DETECTOR_DIR, MentionDetector
 from .model_card import LinkerCardData, render_model_card
 from .pipeline_bel import EntityLinkingPipeline
 from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, has_retriever
@@ -40,8 +41,11 @@ def save_linker(
     retriever,
     *,
     card_data: LinkerCardData | dict[str, Any] | None = None,
+    detector: MentionDetector | None = None,
 ) -> Path:
     """Save everything a linker needs into `directory` and return it.
+
+    With `detector`, the learned mention detector goes to `detector/` (an existing one is kept when None is given).
 
     Writes `config.json` (with `auto_map` and `custom_pipelines`), `model.safetensors`, `tokenizer.json`,
     `tokenizer_config.json`, the core code files ([`CODE_FILES`]), `retriever/` and a `README.md` model card.
@@ -64,10 +68,20 @@ def save_linker(
     if (directory / RETRIEVER_DIR).exists():
         shutil.rmtree(directory / RETRIEVER_DIR)
     retriever.save(directory / RETRIEVER_DIR)
+    if detector is not None:
+        save_detector(directory, detector)
     card = render_model_card(model.config, card_data or {})
     card.save(directory / "README.md")
     logger.info("saved linker to %s", directory)
     return directory
+
+
+def save_detector(directory: str | os.PathLike, detector: MentionDetector) -> Path:
+    """Write `detector` into a saved linker's `detector/` folder (replacing the one there)."""
+    target = Path(directory) / DETECTOR_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    return detector.save_pretrained(target)
 
 
 def check_safe_checkpoint(directory: str | os.PathLike) -> None:
@@ -220,5 +234,6 @@ __all__ = [
     "load_linker",
     "push_to_hub",
     "render_model_card",
+    "save_detector",
     "save_linker",
 ]

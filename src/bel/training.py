@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bel.model_card import LinkerCardData
 
 logger = logging.getLogger(__name__)
+STAGES = ("linker", "detector", "both")
 
 KB_NAMES = {"medic": "MEDIC", "mesh": "MeSH"}
 
@@ -73,9 +74,18 @@ class TrainConfig:
     push_to_hub: str | None = None
     log_every: int = 10
     stop_after_step: int | None = None
+    stage: str = "linker"
+    detector_epochs: int = 4
+    detector_learning_rate: float = 5e-5
+    detector_batch_size: int = 8
+    attach_to: str | None = None
 
     def validate(self) -> None:
-        if not self.dataset and not (self.train_file and self.kb_file):
+        if self.stage not in STAGES:
+            raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
+        if self.stage == "detector" and not (self.dataset or self.train_file):
+            raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
+        if self.stage != "detector" and not self.dataset and not (self.train_file and self.kb_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file and --kb-file.")
         if self.epochs < 1 and not self.max_steps:
             raise ValueError("--epochs must be >= 1 (or pass --max-steps).")
@@ -217,8 +227,22 @@ class _Run:
 
 
 def train(config: TrainConfig) -> Path:
-    """Train a reranker and return the directory of the best checkpoint (a full pipeline directory)."""
+    """Train what `config.stage` says and return the directory of the result.
+
+    `linker` (default): the reranker; returns `OUTPUT/best`, a full pipeline directory. `detector`: the mention
+    detector alone; returns `OUTPUT/detector` (copied into `--attach-to DIR`'s linker when given). `both`: the reranker,
+    then the detector, saved inside `OUTPUT/best/detector`.
+    """
     config.validate()
+    if config.stage == "detector":
+        return _detector_stage(config, attach_to=config.attach_to)
+    best = _train_linker(config)
+    if config.stage == "both":
+        _detector_stage(config, attach_to=str(best))
+    return best
+
+
+def _train_linker(config: TrainConfig) -> Path:
     run = prepare(config)
     for epoch in range(run.state["epoch"], run.epochs):
         if run.stop:
@@ -470,6 +494,36 @@ def finish(run: _Run) -> Path:
     return run.best_dir
 
 
+def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
+    """Train the detector on the run's corpus (dev F1 picks the epoch); attach it to a saved linker when asked."""
+    from bel.detection_bel import MentionDetector
+    from bel.detector_training import DetectorSettings, train_detector
+    from bel.examples import load_documents
+    from bel.saving import save_detector
+
+    train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
+    train_docs = train_docs[: config.max_train_documents] if config.max_train_documents else train_docs
+    dev_docs = (
+        load_documents(config.dataset, "dev", config.data_dir, config.dev_file)
+        if (config.dev_file or config.dataset)
+        else []
+    )
+    settings = DetectorSettings(
+        encoder=config.encoder or default_encoder(),
+        output_dir=config.output_dir,
+        dataset=config.dataset,
+        epochs=config.detector_epochs,
+        learning_rate=config.detector_learning_rate,
+        batch_size=config.detector_batch_size,
+        seed=config.seed,
+    )
+    directory = train_detector(settings, train_docs, dev_docs[: config.eval_max_documents or None])
+    if attach_to:
+        save_detector(attach_to, MentionDetector.from_pretrained(directory))
+        logger.info("attached the detector to %s", attach_to)
+    return directory
+
+
 def _initial_model(config: TrainConfig, encoder: str):
     """A fresh model on ``encoder``, or (``--init-from``) a saved bel model to fine-tune further with this run's
     packing options; its scorer, pooling and retrieval-score setting are kept."""
@@ -596,6 +650,10 @@ def add_train_arguments(parser) -> None:
         "token of long packed sequences); negative keeps the encoder's",
         "use_retrieval_score": "feed the retriever's score to the scorer as a learned input, so reranking starts "
         "from the retriever's ranking (default: on)",
+        "stage": "what to train: linker (the reranker, default), detector (the mention detector alone) or both (the "
+        "reranker, then the detector saved inside OUTPUT/best/detector)",
+        "attach_to": "with --stage detector: a saved linker directory that receives the trained detector",
+        "detector_batch_size": "windows per detector training step",
         "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
         "values start at the retriever's ranking but leave the scorer little to learn",
     }

@@ -1,6 +1,9 @@
 """`bel eval MODEL`: Acc@1, Acc@5, MRR, retriever recall@k and an error breakdown on a dataset split.
 
 Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retriever-only` ranks by the retriever.
+`--end-to-end` adds the key `end_to_end`: the linker pipeline run on each document's raw text (no gold spans), its
+mentions scored against the gold ones (keys in `bel.end_to_end`), plus `detector`, `end_to_end_seconds` and
+`documents_per_second`.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 
 from bel.commands import options, write_json_result
 
@@ -42,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="query the retriever with mentions as written (default: expand defined short forms)",
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also link each document's raw text with the MODEL's pipeline (mentions detected, not given) and score "
+        "detection and linking against the gold mentions (key end_to_end of the JSON)",
+    )
+    options.add_detector_argument(parser)
     options.add_json_output_argument(parser)
     parser.add_argument(
         "--predictions",
@@ -51,12 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bel.saving import load_components
     from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
+    from bel.saving import load_components
 
     if not args.model and not args.retriever_only:
         raise SystemExit("bel eval: pass a MODEL directory, or --retriever-only to evaluate the retriever alone.")
+    if args.end_to_end and not args.model:
+        raise SystemExit("bel eval: --end-to-end runs the MODEL's pipeline on raw text; pass a MODEL directory.")
+    if args.detector is not None and not args.end_to_end:
+        raise SystemExit("bel eval: --detector applies to raw text only; add --end-to-end.")
     kb = load_knowledge_base(args.dataset, args.data_dir, args.kb_file)
     docs = load_documents(args.dataset, args.split, args.data_dir, args.corpus_file)
     docs = docs[: args.max_documents] if args.max_documents else docs
@@ -98,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             "abbreviations_expanded": not args.no_abbreviations,
         }
     )
+    if args.end_to_end:
+        metrics["end_to_end"] = evaluate_end_to_end(args, docs, kb)
     write_json_result(metrics, args.output)
     return 0
 
@@ -107,3 +124,67 @@ def _write_predictions(records, path: str) -> None:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     logger.info("wrote predictions to %s", path)
+
+
+def evaluate_end_to_end(args: argparse.Namespace, docs, kb) -> dict:
+    """Link each document's raw text with the pipeline of `args.model` and score it against the gold mentions.
+
+    Gold types are mapped with `bel.data.datasets.entity_type` and gold ids canonicalised to the KB's primary ids;
+    `--mode`, `--num-candidates` and `--detector` go to the pipeline when given. `end_to_end_seconds` times the
+    pipeline call (model loading excluded).
+    """
+    from dataclasses import replace
+
+    from bel.data.datasets import entity_type
+    from bel.end_to_end import end_to_end_metrics
+    from bel.examples import canonical_gold
+    from bel.saving import load_linker
+
+    linker = load_linker(args.model)
+    if args.detector == "model" and hasattr(linker, "detector") and linker.detector is None:
+        raise SystemExit(
+            f"bel eval: --detector model but {args.model} has no learned detector (no detector/ folder); use "
+            "--detector dictionary or auto, or train one with `bel train --stage detector`."
+        )
+    items = [_pipeline_input(doc) for doc in docs]
+    call_options = {"batch_size": 8}
+    if args.detector is not None:  # only when asked: pipelines without the parameter still work
+        call_options["detector"] = args.detector
+    if args.mode is not None:
+        call_options["mode"] = args.mode
+    if args.num_candidates is not None:
+        call_options["num_candidates"] = args.num_candidates
+    start = time.perf_counter()
+    predicted = linker(items, **call_options) if items else []
+    seconds = time.perf_counter() - start
+    gold = [
+        [
+            replace(mention, type=entity_type(args.dataset, mention.type), ids=canonical_gold(mention.ids, kb))
+            for mention in doc.mentions
+        ]
+        for doc in docs
+    ]
+    result = end_to_end_metrics(gold, predicted, in_kb=lambda entity_id: entity_id in kb)
+    result.update(
+        {
+            "detector": _detector_name(linker, args.detector),
+            "end_to_end_seconds": seconds,
+            "documents_per_second": len(docs) / seconds if seconds > 0 else 0.0,
+        }
+    )
+    return result
+
+
+def _pipeline_input(doc) -> dict:
+    """The raw text of `doc` with its passages (detection runs per passage), no mentions."""
+    item = {"text": doc.text}
+    if doc.passages:
+        item["passages"] = [[p.offset, p.end] for p in sorted(doc.passages, key=lambda p: p.offset)]
+    return item
+
+
+def _detector_name(linker, requested: str | None) -> str:
+    """What found the mentions: "model" (the checkpoint's learned detector) or "dictionary"."""
+    if requested in ("model", "dictionary"):
+        return requested
+    return "model" if getattr(linker, "detector", None) is not None else "dictionary"

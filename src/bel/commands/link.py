@@ -54,7 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detect-mentions",
         action="store_true",
-        help="ignore given mentions and detect them by dictionary matching (always on for .txt)",
+        help="ignore given mentions and detect them (always on for .txt); see --detector",
+    )
+    parser.add_argument(
+        "--detector",
+        choices=("auto", "model", "dictionary"),
+        default="auto",
+        help="what detects mentions in raw text: the checkpoint's learned detector when it has one, else the "
+        "dictionary matcher (auto, default), or force one",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             txt_mode=args.txt_mode,
             detect_mentions=args.detect_mentions,
+            detector=args.detector,
         )
         output.parent.mkdir(parents=True, exist_ok=True)
         if world > 1:

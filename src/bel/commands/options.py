@@ -157,6 +157,21 @@ def add_mode_list_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+DETECTORS = ("auto", "model", "dictionary")
+
+
+def add_detector_argument(parser: argparse.ArgumentParser) -> None:
+    """`--detector`; None (not given) leaves the pipeline's own default, "auto"."""
+    parser.add_argument(
+        "--detector",
+        default=None,
+        choices=DETECTORS,
+        metavar="DETECTOR",
+        help="what finds mentions in raw text: auto (the checkpoint's learned detector when it has one, else the "
+        "dictionary), model or dictionary (default: auto)",
+    )
+
+
 def add_json_output_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="FILE.json", help="write the JSON result here (default: stdout)")
 
@@ -178,6 +193,7 @@ TRAIN_CHOICES = {
     "template": TEMPLATES,
     "loss": LOSSES,
     "slot_pooling": SLOT_POOLINGS,
+    "stage": ("linker", "detector", "both"),
 }
 TRAIN_POSITIVE = (
     "num_candidates",
@@ -187,6 +203,8 @@ TRAIN_POSITIVE = (
     "eval_max_documents",
     "eval_max_tokens",
     "gradient_accumulation_steps",
+    "detector_epochs",
+    "detector_batch_size",
 )
 
 

@@ -1,4 +1,8 @@
-"""Named datasets (``ncbi-disease``, ``bc5cdr-disease``, ``bc5cdr-chemical``) and their knowledge bases.
+"""Named datasets (``ncbi-disease``, ``bc5cdr`` and its ``bc5cdr-disease``/``bc5cdr-chemical`` parts) and their KBs.
+
+``bc5cdr`` keeps both entity types (diseases and chemicals, both linked to MeSH), for one checkpoint that links both.
+Each dataset also names the entity type of its mentions (:func:`entity_type`): NCBI Disease's four annotation classes
+(``SpecificDisease``, ``DiseaseClass``, ``Modifier``, ``CompositeMention``) are all ``Disease``.
 
 The data directory comes from the explicit argument, else the ``BEL_DATA_DIR`` environment variable, else
 ``<repo>/../shared/data`` when it exists. Layout expected inside it (as in ``shared/data``)::
@@ -17,7 +21,7 @@ from bel.data.document import Document
 from bel.data.pubtator import read_pubtator
 from bel.kb import KnowledgeBase
 
-DATASETS = ("ncbi-disease", "bc5cdr-disease", "bc5cdr-chemical")
+DATASETS = ("ncbi-disease", "bc5cdr", "bc5cdr-disease", "bc5cdr-chemical")
 SPLITS = ("train", "dev", "test")
 DATA_DIR_ENV = "BEL_DATA_DIR"
 
@@ -29,7 +33,15 @@ _CORPUS_FILES = {
 }
 _MENTION_TYPE = {"bc5cdr-disease": "Disease", "bc5cdr-chemical": "Chemical"}
 KB_FILES = {"medic": "ncbi_disease/medic_06Jul2012.txt", "mesh": "mesh/mesh2024_descriptors.txt.gz"}
-DEFAULT_KB = {"ncbi-disease": "medic", "bc5cdr-disease": "mesh", "bc5cdr-chemical": "mesh"}
+DEFAULT_KB = {"ncbi-disease": "medic", "bc5cdr": "mesh", "bc5cdr-disease": "mesh", "bc5cdr-chemical": "mesh"}
+_NCBI_CLASSES = ("SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention")
+ENTITY_TYPES = {"ncbi-disease": dict.fromkeys(_NCBI_CLASSES, "Disease")}
+"""Per dataset, the entity type of each annotation class (classes not listed are their own type)."""
+
+
+def entity_type(dataset: str | None, annotation_type: str | None) -> str | None:
+    """The entity type a detector learns for an annotation class of `dataset` (``SpecificDisease`` -> ``Disease``)."""
+    return ENTITY_TYPES.get(dataset or "", {}).get(annotation_type, annotation_type)
 
 
 def _default_data_dir() -> Path:

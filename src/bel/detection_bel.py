@@ -1,0 +1,249 @@
+"""Learned mention detection with entity types (Hub-portable core file).
+
+A [`MentionDetector`] is a `transformers` token-classification model (any BERT-family encoder with a linear head) plus
+its tokenizer, saved in a checkpoint's `detector/` folder beside the reranker, so the `entity-linking` pipeline runs it
+on raw text where `bel` is not installed. Labels are BIO tags with entity types (`O`, `B-Disease`, `I-Disease`, ...).
+
+Long passages are never truncated: each passage is tokenized once (character offsets kept) and cut into windows of at
+most `max_length` tokens that overlap by `overlap` tokens; every token takes its label from the window in which it is
+farthest from an edge. Entities are decoded per passage, so they never cross a passage boundary, and their offsets
+index the original text.
+
+Only the standard library, torch and transformers are imported, so the file ships inside a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+Span = tuple[int, int]
+Entity = tuple[int, int, str]
+DETECTOR_DIR = "detector"
+"""Sub-directory of a saved checkpoint that holds the detector (a standard token-classification model)."""
+OUTSIDE = "O"
+
+
+def bio_labels(types: Sequence[str]) -> list[str]:
+    """The label list of a detector for `types`: `O`, then `B-`/`I-` per type (sorted).
+
+    >>> bio_labels(["Disease", "Chemical"])
+    ['O', 'B-Chemical', 'I-Chemical', 'B-Disease', 'I-Disease']
+    """
+    return [OUTSIDE] + [f"{tag}-{kind}" for kind in sorted(set(types)) for tag in ("B", "I")]
+
+
+def token_windows(length: int, size: int, overlap: int) -> list[Span]:
+    """Windows `[start, end)` of at most `size` tokens covering `range(length)`, neighbours overlapping by `overlap`.
+
+    >>> token_windows(10, 4, 2)
+    [(0, 4), (2, 6), (4, 8), (6, 10)]
+    """
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"window size must be >= 1 and 0 <= overlap < size, got size={size}, overlap={overlap}.")
+    if length <= size:
+        return [(0, length)]
+    step = size - overlap
+    starts = list(range(0, length - size, step)) + [length - size]
+    return [(start, start + size) for start in starts]
+
+
+def window_owners(windows: Sequence[Span]) -> list[Span]:
+    """The tokens each window labels: overlaps are cut at their middle, so a token is labelled away from an edge."""
+    owned = []
+    for i, (start, end) in enumerate(windows):
+        low = start if i == 0 else (start + windows[i - 1][1]) // 2
+        high = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2
+        owned.append((low, max(low, high)))
+    return owned
+
+
+def encode_labels(offsets: Sequence[Span], entities: Sequence[Entity], label2id: dict[str, int]) -> list[int]:
+    """BIO label ids of tokens at `offsets` for `entities` (same coordinates); a token overlapping an entity is in it."""
+    labels = [label2id[OUTSIDE]] * len(offsets)
+    for start, end, kind in sorted(entities):
+        inside = [t for t, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
+        for k, t in enumerate(inside):
+            labels[t] = label2id[f"{'B' if k == 0 else 'I'}-{kind}"]
+    return labels
+
+
+def decode_labels(labels: Sequence[str], offsets: Sequence[Span]) -> list[Entity]:
+    """Entities `(start, end, type)` from BIO labels of tokens at `offsets`; an `I-` after another type starts one.
+
+    >>> decode_labels(["B-Disease", "I-Disease", "O", "I-Chemical"], [(0, 6), (7, 13), (14, 16), (17, 20)])
+    [(0, 13, 'Disease'), (17, 20, 'Chemical')]
+    """
+    entities: list[Entity] = []
+    current: list | None = None
+    for label, (start, end) in zip(labels, offsets, strict=True):
+        tag, _, kind = label.partition("-")
+        if tag == "I" and current is not None and current[2] == kind:
+            current[1] = end
+            continue
+        if current is not None:
+            entities.append(tuple(current))
+            current = None
+        if tag in ("B", "I"):
+            current = [start, end, kind]
+    if current is not None:
+        entities.append(tuple(current))
+    return entities
+
+
+@dataclass
+class PassageWindows:
+    """A passage tokenized once: content token ids, their absolute character offsets, windows and owned ranges."""
+
+    ids: list[int]
+    offsets: list[Span]
+    windows: list[Span]
+    owned: list[Span]
+
+
+class MentionDetector:
+    r"""
+    Find typed entity mentions in text with a token-classification model.
+
+    Args:
+        model: a `transformers` `*ForTokenClassification` model whose `config.id2label` holds BIO labels.
+        tokenizer: its `tokenizers`-backed tokenizer (character offsets are needed).
+        max_length (`int`, *optional*): tokens per window including `[CLS]`/`[SEP]` (default: the model config's
+            `bel_max_length`, else 512).
+        overlap (`int`, *optional*): tokens shared by neighbouring windows (default: config's `bel_overlap`, else 64).
+
+    Example:
+
+    ```python
+    >>> detector = MentionDetector.from_pretrained("checkpoint/detector")  # doctest: +SKIP
+    >>> detector.detect([("Varicella causes fever.", [(0, 23)])])  # doctest: +SKIP
+    [[(0, 9, 'Disease'), (17, 22, 'Disease')]]
+    ```
+    """
+
+    def __init__(
+        self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16
+    ) -> None:
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.max_length = max_length or getattr(model.config, "bel_max_length", None) or 512
+        self.overlap = overlap if overlap is not None else getattr(model.config, "bel_overlap", 64)
+        self.model.config.bel_max_length, self.model.config.bel_overlap = self.max_length, self.overlap
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def types(self) -> list[str]:
+        """Entity types this detector finds."""
+        return sorted({label[2:] for label in self.label2id if label != OUTSIDE})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> MentionDetector:
+        """Load a detector saved with [`save_pretrained`] (safetensors weights only)."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        model = AutoModelForTokenClassification.from_pretrained(str(directory), use_safetensors=True)
+        return cls(model, AutoTokenizer.from_pretrained(str(directory)), **kwargs)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        return path
+
+    # ------------------------------------------------------------------ windows
+    def passage_windows(self, text: str, passage: Span) -> PassageWindows:
+        """Tokenize `text[passage]` once and cut it into overlapping windows (offsets in `text` coordinates)."""
+        start, end = passage
+        encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
+        pairs = [
+            (i, (a + start, b + start))
+            for i, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"], strict=True)
+            if b > a
+        ]
+        ids, offsets = [i for i, _ in pairs], [o for _, o in pairs]
+        windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
+        return PassageWindows(ids, offsets, windows, window_owners(windows))
+
+    def window_inputs(self, passage: PassageWindows, window: Span) -> list[int]:
+        """Input ids of one window: `[CLS] tokens [SEP]` (or the tokenizer's own start/end tokens)."""
+        first = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
+        last = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        return [first, *passage.ids[window[0] : window[1]], last]
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def detect(self, documents: Sequence[tuple[str, Sequence[Span]]]) -> list[list[Entity]]:
+        """Entities `(start, end, type)` of each `(text, passages)` document, in text order."""
+        passages = [(d, self.passage_windows(text, p)) for d, (text, spans) in enumerate(documents) for p in spans]
+        jobs = [(k, w) for k, (_, pw) in enumerate(passages) for w in range(len(pw.windows)) if pw.windows[w][1] > 0]
+        labels: dict[tuple[int, int], list[str]] = {}
+        jobs.sort(key=lambda job: passages[job[0]][1].windows[job[1]][1] - passages[job[0]][1].windows[job[1]][0])
+        for begin in range(0, len(jobs), self.batch_size):
+            batch = jobs[begin : begin + self.batch_size]
+            inputs = [self.window_inputs(passages[k][1], passages[k][1].windows[w]) for k, w in batch]
+            for job, predicted in zip(batch, self._predict(inputs), strict=True):
+                labels[job] = predicted
+        entities: list[list[Entity]] = [[] for _ in documents]
+        for k, (d, passage) in enumerate(passages):
+            token_labels = []
+            for w, ((start, _), (low, high)) in enumerate(zip(passage.windows, passage.owned, strict=True)):
+                if (k, w) in labels:
+                    token_labels.extend(labels[(k, w)][low - start : high - start])
+            entities[d].extend(decode_labels(token_labels, passage.offsets))
+        return [sorted(found) for found in entities]
+
+    def _predict(self, inputs: list[list[int]]) -> list[list[str]]:
+        """Label names of the content tokens (special tokens stripped) of each window."""
+        width = max(len(ids) for ids in inputs)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in inputs], device=self.model.device)
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in inputs], device=self.model.device)
+        best = self.model(input_ids=input_ids, attention_mask=mask).logits.argmax(-1).tolist()
+        return [[self.id2label[t] for t in row[1 : len(ids) - 1]] for row, ids in zip(best, inputs, strict=True)]
+
+
+DETECTOR_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def find_detector_files(name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs) -> Path | None:
+    """The `detector/` directory of a checkpoint (downloaded from the Hub for a repo id), or None when it has none."""
+    local = Path(name_or_path)
+    if local.is_dir():
+        return local / DETECTOR_DIR if has_detector(local) else None
+    from transformers.utils import cached_file
+
+    first = cached_file(
+        str(name_or_path),
+        f"{DETECTOR_DIR}/{DETECTOR_FILES[0]}",
+        revision=revision,
+        _raise_exceptions_for_missing_entries=False,
+        **hub_kwargs,
+    )
+    if first is None:
+        return None
+    for name in DETECTOR_FILES[1:]:
+        cached_file(str(name_or_path), f"{DETECTOR_DIR}/{name}", revision=revision, **hub_kwargs)
+    return Path(first).parent
+
+
+def has_detector(checkpoint: str | os.PathLike) -> bool:
+    """Whether a local checkpoint directory holds a saved detector."""
+    return (Path(checkpoint) / DETECTOR_DIR / "config.json").is_file()
+
+
+__all__ = [
+    "DETECTOR_DIR",
+    "MentionDetector",
+    "bio_labels",
+    "DETECTOR_FILES",
+    "decode_labels",
+    "find_detector_files",
+    "encode_labels",
+    "has_detector",
+    "token_windows",
+    "window_owners",
+]

@@ -1,0 +1,185 @@
+"""Training of the learned mention detector (`bel train --stage detector|both`), Accelerate like the reranker.
+
+The detector is a token-classification model on the encoder (BIO tags with entity types, see `bel.detection_bel`),
+trained on the same corpus files as the reranker: every passage is cut into the same overlapping windows the detector
+uses at inference, each token labelled by the gold mention it overlaps. Every epoch the detector runs on the dev split
+and the epoch with the best strict (exact span and type) F1 is kept in `OUTPUT/detector`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bel.data.datasets import entity_type
+from bel.detection_bel import MentionDetector, bio_labels, encode_labels
+
+logger = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class DetectorSettings:
+    """What the detector stage needs from `bel.training.TrainConfig`."""
+
+    encoder: str
+    output_dir: str
+    dataset: str | None = None
+    epochs: int = 4
+    learning_rate: float = 5e-5
+    batch_size: int = 8
+    max_length: int = 512
+    overlap: int = 64
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+
+
+def gold_entities(doc, dataset: str | None) -> list[tuple[int, int, str]]:
+    """A document's gold mentions as `(start, end, type)`, types mapped for `dataset` (NCBI classes -> Disease)."""
+    return sorted({(m.start, m.end, entity_type(dataset, m.type) or "Entity") for m in doc.mentions})
+
+
+def detection_windows(detector: MentionDetector, documents: Sequence, dataset: str | None) -> list[dict]:
+    """Training windows `{"input_ids", "labels"}` of every passage (labels -100 on `[CLS]`/`[SEP]`)."""
+    windows = []
+    for doc in documents:
+        entities = gold_entities(doc, dataset)
+        for passage in doc.passages:
+            tokens = detector.passage_windows(doc.text, (passage.offset, passage.end))
+            labels = encode_labels(tokens.offsets, entities, detector.label2id)
+            for start, end in tokens.windows:
+                if end > start:
+                    ids = detector.window_inputs(tokens, (start, end))
+                    windows.append({"input_ids": ids, "labels": [IGNORE, *labels[start:end], IGNORE]})
+    return windows
+
+
+def detection_scores(detector: MentionDetector, documents: Sequence, dataset: str | None) -> dict:
+    """Strict (exact span and type) precision, recall and F1 of `detector` on `documents`."""
+    predicted = detector.detect([(doc.text, [(p.offset, p.end) for p in doc.passages]) for doc in documents])
+    tp = fp = fn = 0
+    for doc, found in zip(documents, predicted, strict=True):
+        gold, guess = set(gold_entities(doc, dataset)), set(found)
+        tp, fp, fn = tp + len(gold & guess), fp + len(guess - gold), fn + len(gold - guess)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def new_detector(settings: DetectorSettings, types: Sequence[str]) -> MentionDetector:
+    """A detector on `settings.encoder` with a fresh BIO head for `types`."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    labels = bio_labels(types)
+    model = AutoModelForTokenClassification.from_pretrained(
+        settings.encoder,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    tokenizer = AutoTokenizer.from_pretrained(settings.encoder)
+    return MentionDetector(model, tokenizer, max_length=settings.max_length, overlap=settings.overlap)
+
+
+def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequence = ()) -> Path:
+    """Train a detector and return `OUTPUT/detector` (the best dev epoch; the last epoch without dev documents)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    accelerator = Accelerator()
+    set_seed(settings.seed)
+    types = sorted({kind for doc in train_docs for _, _, kind in gold_entities(doc, settings.dataset)})
+    if not types:
+        raise ValueError("no mentions in the training documents: the detector has nothing to learn.")
+    detector = new_detector(settings, types)
+    loader, optimizer, scheduler = _optimization(settings, detector, train_docs)
+    model, optimizer, loader, scheduler = accelerator.prepare(detector.model, optimizer, loader, scheduler)
+    target, best, history = Path(settings.output_dir) / "detector", None, []
+    for epoch in range(settings.epochs):
+        started, losses = time.perf_counter(), _epoch(accelerator, model, optimizer, loader, scheduler)
+        record = {
+            "epoch": epoch,
+            "train_seconds": time.perf_counter() - started,
+            "train_loss": sum(losses) / len(losses),
+        }
+        detector.model = accelerator.unwrap_model(model).eval()
+        if accelerator.is_main_process:
+            if dev_docs:
+                record.update(
+                    {f"dev/{k}": v for k, v in detection_scores(detector, dev_docs, settings.dataset).items()}
+                )
+            score = record.get("dev/f1", epoch)
+            if best is None or score > best:
+                best = score
+                detector.save_pretrained(target)
+            logger.info("detector epoch %d: %s", epoch, json.dumps(record))
+        history.append(record)
+        model.train()
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        summary = {"types": types, "best_dev_f1": best if dev_docs else None, "history": history}
+        (Path(settings.output_dir) / "detector_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return target
+
+
+def _optimization(settings: DetectorSettings, detector: MentionDetector, train_docs: Sequence):
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import get_scheduler
+
+    windows = detection_windows(detector, train_docs, settings.dataset)
+    pad = detector.tokenizer.pad_token_id or 0
+    loader = DataLoader(
+        windows,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        collate_fn=lambda batch: _collate(batch, pad),
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
+    decay = [p for n, p in detector.model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
+    plain = [p for n, p in detector.model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": plain, "weight_decay": 0.0}],
+        lr=settings.learning_rate,
+    )
+    total = settings.epochs * math.ceil(len(windows) / settings.batch_size)
+    scheduler = get_scheduler("linear", optimizer, int(settings.warmup_ratio * total), total)
+    logger.info("detector: %d training windows, %d steps", len(windows), total)
+    return loader, optimizer, scheduler
+
+
+def _collate(batch: list[dict], pad: int) -> dict:
+    import torch
+
+    width = max(len(item["input_ids"]) for item in batch)
+    return {
+        "input_ids": torch.tensor([item["input_ids"] + [pad] * (width - len(item["input_ids"])) for item in batch]),
+        "attention_mask": torch.tensor(
+            [[1] * len(item["input_ids"]) + [0] * (width - len(item["input_ids"])) for item in batch]
+        ),
+        "labels": torch.tensor([item["labels"] + [IGNORE] * (width - len(item["labels"])) for item in batch]),
+    }
+
+
+def _epoch(accelerator, model, optimizer, loader, scheduler) -> list[float]:
+    model.train()
+    losses = []
+    for batch in loader:
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.detach().float().item())
+    return losses
+
+
+__all__ = ["DetectorSettings", "detection_scores", "detection_windows", "gold_entities", "train_detector"]

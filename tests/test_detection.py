@@ -1,0 +1,191 @@
+"""Learned mention detection: BIO labels, windows that lose nothing, training, and the detector inside a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import BertConfig, BertForTokenClassification, PretrainedConfig
+
+from bel import load_linker
+from bel.data.pubtator import read_pubtator
+from bel.detection_bel import (
+    MentionDetector,
+    bio_labels,
+    decode_labels,
+    encode_labels,
+    has_detector,
+    token_windows,
+    window_owners,
+)
+from bel.detector_training import DetectorSettings, detection_windows, train_detector
+from bel.saving import save_detector
+
+from .helpers import FIXTURES, TEXT, TINY_SIZES, make_linker, save_tiny_encoder, wordpiece_tokenizer
+from .remote import run_without_bel
+
+LABELS = bio_labels(["Disease", "Chemical"])
+TAGS = {"breast": "B-Disease", "cancer": "I-Disease", "fever": "B-Disease", "drug": "B-Chemical"}
+
+
+class LexicalTagger(torch.nn.Module):
+    """Labels each token from its id alone (no attention), so correct windowing gives the same entities for any
+    window size: whatever a window sees of its neighbours cannot change a label."""
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.config = PretrainedConfig(id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)})
+        vocab = tokenizer.get_vocab()
+        table = torch.zeros(len(vocab), len(LABELS))
+        table[:, 0] = 1.0
+        for word, label in TAGS.items():
+            table[vocab[word], LABELS.index(label)] = 2.0
+        self.register_buffer("table", table)
+
+    @property
+    def device(self) -> torch.device:
+        return self.table.device
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return wordpiece_tokenizer()
+
+
+def test_bio_round_trip_on_token_offsets():
+    offsets = [(0, 6), (7, 13), (14, 16), (17, 22), (23, 27), (27, 30)]
+    entities = [(0, 13, "Disease"), (17, 30, "Chemical")]
+    label2id = {label: i for i, label in enumerate(LABELS)}
+    ids = encode_labels(offsets, entities, label2id)
+    assert [LABELS[i] for i in ids] == ["B-Disease", "I-Disease", "O", "B-Chemical", "I-Chemical", "I-Chemical"]
+    assert decode_labels([LABELS[i] for i in ids], offsets) == entities
+
+
+@given(st.integers(0, 300), st.integers(1, 40), st.data())
+def test_window_owners_partition_the_tokens(length, size, data):
+    overlap = data.draw(st.integers(0, size - 1))
+    windows = token_windows(length, size, min(overlap, size // 2))
+    owned = window_owners(windows)
+    assert all(end - start <= size for start, end in windows)
+    covered = [t for low, high in owned for t in range(low, high)]
+    assert covered == list(range(length))
+    assert all(start <= low <= high <= end for (start, end), (low, high) in zip(windows, owned, strict=True))
+
+
+WORDS = ["breast", "cancer", "fever", "drug", "the", "risk", "naïve", "Ünïcödé", "β-carriers", "kidney", "(", "."]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=0, max_size=120), st.lists(st.integers(0, 119), max_size=3))
+def test_windowing_loses_no_entity_and_keeps_offsets(tokenizer, words, cuts):
+    text = " ".join(words)
+    bounds = sorted({0, len(text), *(len(" ".join(words[:c])) for c in cuts if c < len(words))})
+    passages = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [(0, len(text))]
+    reference = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=512).detect([(text, passages)])[0]
+    for max_length, overlap in ((5, 1), (8, 3), (16, 7)):
+        found = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=max_length, overlap=overlap)
+        assert found.detect([(text, passages)])[0] == reference
+    expected = sum(word in ("breast", "fever", "drug") for word in words)
+    expected += sum(w == "cancer" and (i == 0 or words[i - 1] not in ("breast", "cancer")) for i, w in enumerate(words))
+    assert len(reference) >= expected - len(passages) + 1 or not words  # a passage cut may split "breast | cancer"
+    for start, end, kind in reference:
+        assert any(a <= start < end <= b for a, b in passages)  # never across a passage boundary
+        assert set(text[start:end].split()) <= {"breast", "cancer", "fever", "drug"}
+        assert kind == ("Chemical" if text[start:end] == "drug" else "Disease")
+
+
+def test_long_document_is_windowed_not_truncated(tokenizer):
+    text = ("Naïve patients had fever . " * 400) + "The drug was given ."
+    detector = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=64, overlap=16)
+    found = detector.detect([(text, [(0, len(text))])])[0]
+    assert len(found) == 401 and found[-1] == (text.rindex("drug"), text.rindex("drug") + 4, "Chemical")
+    assert all(text[s:e] == "fever" for s, e, _ in found[:-1])
+
+
+def test_detector_training_lowers_the_loss(tmp_path):
+    encoder = save_tiny_encoder(tmp_path / "encoder")
+    docs = read_pubtator(FIXTURES / "bel_train_corpus.txt")
+    settings = DetectorSettings(
+        encoder=str(encoder),
+        output_dir=str(tmp_path / "run"),
+        epochs=4,
+        learning_rate=3e-3,
+        batch_size=4,
+        max_length=32,
+        overlap=8,
+    )
+    directory = train_detector(settings, docs, docs[:3])
+    summary = json.loads((tmp_path / "run" / "detector_summary.json").read_text())
+    losses = [epoch["train_loss"] for epoch in summary["history"]]
+    assert losses[-1] < losses[0] * 0.8
+    assert {"dev/f1", "dev/precision", "dev/recall"} <= set(summary["history"][0])
+    detector = MentionDetector.from_pretrained(directory)
+    assert detector.types == summary["types"] and detector.max_length == 32
+    windows = detection_windows(detector, docs[:2], None)
+    assert all(len(w["input_ids"]) == len(w["labels"]) <= 32 for w in windows)
+
+
+def tiny_detector(tokenizer, seed: int = 0) -> MentionDetector:
+    torch.manual_seed(seed)
+    labels = bio_labels(["Disease"])
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **TINY_SIZES,
+    )
+    model = BertForTokenClassification(config)
+    with torch.no_grad():  # a head that tags every word as a disease start keeps the test output non-trivial
+        model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    return MentionDetector(model, tokenizer, max_length=16, overlap=4)
+
+
+@pytest.fixture(scope="module")
+def detector_linker(bert_tokenizer, tmp_path_factory):
+    directory = make_linker(bert_tokenizer, tmp_path_factory.mktemp("with_detector") / "linker")
+    save_detector(directory, tiny_detector(wordpiece_tokenizer()))
+    return directory
+
+
+def test_checkpoint_with_detector_types_its_mentions(detector_linker):
+    assert has_detector(detector_linker)
+    linker = load_linker(detector_linker)
+    out = linker(TEXT)
+    assert out and all(m["type"] == "Disease" and TEXT[m["start"] : m["end"]] == m["text"] for m in out)
+    dictionary = linker(TEXT, detector="dictionary")
+    assert all(m["type"] is None for m in dictionary) and dictionary != out
+    given = linker({"text": TEXT, "mentions": [{"start": 0, "end": 9, "type": "Disease"}, {"start": 37, "end": 42}]})
+    assert [m["type"] for m in given] == ["Disease", None]
+
+
+def test_checkpoint_without_detector_uses_the_dictionary(bert_tokenizer, tmp_path):
+    linker = load_linker(make_linker(bert_tokenizer, tmp_path / "plain"))
+    assert linker.detector is None and [m["text"] for m in linker(TEXT)][:2] == ["Varicella", "viral infection"]
+    with pytest.raises(ValueError, match="no detector"):
+        linker(TEXT, detector="model")
+
+
+REMOTE = """
+import json
+from transformers import pipeline
+linker = pipeline("entity-linking", model={directory!r}, trust_remote_code=True)
+print(json.dumps({{"raw": linker({text!r}), "module": type(linker).__module__}}))
+"""
+
+
+@pytest.mark.slow
+def test_detector_runs_where_bel_is_not_installed(detector_linker, tmp_path, hf_home):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = REMOTE.format(directory=str(detector_linker), text=TEXT)
+    result = run_without_bel(code, cwd=elsewhere, env={"HF_HOME": str(hf_home)})
+    assert result["module"].startswith("transformers_modules")
+    assert result["raw"] == load_linker(detector_linker)(TEXT)
