@@ -131,7 +131,7 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb) -> dict:
 
     Gold types are mapped with `bel.data.datasets.entity_type` and gold ids canonicalised to the KB's primary ids;
     `--mode`, `--num-candidates` and `--detector` go to the pipeline when given. `end_to_end_seconds` times the
-    pipeline call (model loading excluded).
+    pipeline call: model loading excluded, first-use loading of the retriever, dictionary matcher or detector included.
     """
     from dataclasses import replace
 
