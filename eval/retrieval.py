@@ -74,41 +74,66 @@ def evaluate(args: argparse.Namespace) -> dict:
             groups["composite"].append(hits)
 
     def recall(rows: list[list[int]]) -> dict[str, float | None]:
-        return {f"recall@{k}": (round(sum(r[i] for r in rows) / len(rows), 4) if rows else None)
-                for i, k in enumerate(KS)}
+        return {
+            f"recall@{k}": (round(sum(r[i] for r in rows) / len(rows), 4) if rows else None) for i, k in enumerate(KS)
+        }
 
     return {
-        "dataset": args.dataset, "split": args.split, "kb": args.kb or ("medic" if args.dataset == "ncbi-disease" else "mesh"),
-        "kb_entities": len(kb), "indexed_names": len(retriever), "train_aliases": 0 if args.no_aliases else len(aliases),
+        "dataset": args.dataset,
+        "split": args.split,
+        "kb": args.kb or ("medic" if args.dataset == "ncbi-disease" else "mesh"),
+        "kb_entities": len(kb),
+        "indexed_names": len(retriever),
+        "train_aliases": 0 if args.no_aliases else len(aliases),
         "abbreviations_expanded": not args.no_abbreviations,
-        "ngram_range": list(args.ngram_range), "mentions": len(mentions), "nil_mentions": nil,
-        "evaluated_mentions": len(groups["all"]), "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
+        "ngram_range": list(args.ngram_range),
+        "mentions": len(mentions),
+        "nil_mentions": nil,
+        "evaluated_mentions": len(groups["all"]),
+        "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
         "composite_mentions": len(groups["composite"]),
-        "recall": recall(groups["all"]), "recall_in_kb": recall(groups["in_kb"]),
+        "recall": recall(groups["all"]),
+        "recall_in_kb": recall(groups["in_kb"]),
         "recall_composite": recall(groups["composite"]),
-        "top_k_searched": top_k, "build_seconds": round(build_seconds, 2), "search_seconds": round(search_seconds, 2),
-        "mentions_per_second": round(len(mentions) / search_seconds, 1), "distinct_mentions": len(distinct),
+        "top_k_searched": top_k,
+        "build_seconds": round(build_seconds, 2),
+        "search_seconds": round(search_seconds, 2),
+        "mentions_per_second": round(len(mentions) / search_seconds, 1),
+        "distinct_mentions": len(distinct),
         "distinct_mentions_per_second": round(len(distinct) / distinct_seconds, 1),
         "mentions_per_cpu_second": round(len(mentions) / search_cpu, 1),
         "distinct_mentions_per_cpu_second": round(len(distinct) / distinct_cpu, 1),
-        "load_average_1min": round(os.getloadavg()[0], 2), "max_df": args.max_df, "peak_rss_mb": round(peak_rss_mb(), 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "max_df": args.max_df,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="corpora/KB directory (default: $BEL_DATA_DIR or ../shared/data)")
+    parser.add_argument(
+        "--data-dir", default=None, help="corpora/KB directory (default: $BEL_DATA_DIR or ../shared/data)"
+    )
     parser.add_argument("--dataset", choices=DATASETS, default="ncbi-disease")
     parser.add_argument("--split", choices=("train", "dev", "test"), default="test")
     parser.add_argument("--kb", choices=("medic", "mesh"), default=None, help="override the dataset's default KB")
-    parser.add_argument("--top-k", type=int, default=64, help="candidates retrieved per mention (>= 64 always searched)")
+    parser.add_argument(
+        "--top-k", type=int, default=64, help="candidates retrieved per mention (>= 64 always searched)"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--ngram-range", type=int, nargs=2, default=None, metavar=("MIN", "MAX"))
-    parser.add_argument("--max-df", type=float, default=None,
-                        help="drop n-grams found in more than this fraction of names (speed option; default keep all)")
+    parser.add_argument(
+        "--max-df",
+        type=float,
+        default=None,
+        help="drop n-grams found in more than this fraction of names (speed option; default keep all)",
+    )
     parser.add_argument("--no-aliases", action="store_true", help="index KB names only, no training aliases")
-    parser.add_argument("--no-abbreviations", action="store_true",
-                        help="query mentions as written (default: expand short forms defined in the document)")
+    parser.add_argument(
+        "--no-abbreviations",
+        action="store_true",
+        help="query mentions as written (default: expand short forms defined in the document)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.ngram_range is None:

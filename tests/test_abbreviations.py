@@ -8,10 +8,12 @@ from bel.data.document import Document, Mention, Passage
 from bel.examples import build_examples
 from bel.retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
 
-TEXT = ("Myotonic dystrophy (DM) is the most common adult muscular dystrophy. The adenomatous polyposis coli (APC) "
-        "gene and spinocerebellar ataxia type 1 (SCA1) were studied; ataxia-telangiectasia (A-T) was not "
-        "(p < 0.05, see Fig. 1). Congenital myotonic dystrophy (CDM) is severe. DM (dystrophia myotonica type 1) "
-        "and heart failure (HF).")
+TEXT = (
+    "Myotonic dystrophy (DM) is the most common adult muscular dystrophy. The adenomatous polyposis coli (APC) "
+    "gene and spinocerebellar ataxia type 1 (SCA1) were studied; ataxia-telangiectasia (A-T) was not "
+    "(p < 0.05, see Fig. 1). Congenital myotonic dystrophy (CDM) is severe. DM (dystrophia myotonica type 1) "
+    "and heart failure (HF)."
+)
 
 
 def test_definitions_in_order_initials_and_reverse_forms() -> None:
@@ -36,17 +38,20 @@ def test_short_form_after_its_definition_in_parentheses() -> None:
     assert find_abbreviations("In the (tumour host) setting, the (tumour) grows.") == {}  # no upper-case short form
 
 
-@pytest.mark.parametrize(("mention", "expanded"), [
-    ("DM", "Myotonic dystrophy"),
-    ("DMs", "Myotonic dystrophy"),
-    ("maternal SCA1 type", "maternal spinocerebellar ataxia type 1 type"),
-    ("APC-associated tumours", "adenomatous polyposis coli-associated tumours"),
-    ("A-T", "ataxia-telangiectasia"),
-    ("Myotonic dystrophy (DM)", "Myotonic dystrophy"),
-    ("ADM", "ADM"),  # a short form inside another word is left alone
-    ("dm", "dm"),  # short forms keep their case
-    ("(DM)", "(Myotonic dystrophy)"),  # nothing would be left after dropping the parenthesis: expand instead
-])
+@pytest.mark.parametrize(
+    ("mention", "expanded"),
+    [
+        ("DM", "Myotonic dystrophy"),
+        ("DMs", "Myotonic dystrophy"),
+        ("maternal SCA1 type", "maternal spinocerebellar ataxia type 1 type"),
+        ("APC-associated tumours", "adenomatous polyposis coli-associated tumours"),
+        ("A-T", "ataxia-telangiectasia"),
+        ("Myotonic dystrophy (DM)", "Myotonic dystrophy"),
+        ("ADM", "ADM"),  # a short form inside another word is left alone
+        ("dm", "dm"),  # short forms keep their case
+        ("(DM)", "(Myotonic dystrophy)"),  # nothing would be left after dropping the parenthesis: expand instead
+    ],
+)
 def test_expansion(mention: str, expanded: str) -> None:
     assert expand_abbreviations(mention, find_abbreviations(TEXT)) == expanded
 
@@ -56,8 +61,13 @@ def test_expansion_without_definitions_is_identity() -> None:
 
 
 def _retriever() -> CandidateRetriever:
-    rows = [("D009223", "Myotonic Dystrophy"), ("D006333", "Heart Failure"), ("D003924", "Diabetes Mellitus, Type 2"),
-            ("D003920", "Diabetes Mellitus"), ("D003920", "DM")]
+    rows = [
+        ("D009223", "Myotonic Dystrophy"),
+        ("D006333", "Heart Failure"),
+        ("D003924", "Diabetes Mellitus, Type 2"),
+        ("D003920", "Diabetes Mellitus"),
+        ("D003920", "DM"),
+    ]
     return CandidateRetriever.build([r[0] for r in rows], [r[1] for r in rows])
 
 

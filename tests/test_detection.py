@@ -21,6 +21,7 @@ from bel.detection_bel import (
     has_detector,
     token_windows,
     window_owners,
+    word_spans,
 )
 from bel.detector_training import DetectorSettings, detection_windows, train_detector
 from bel.saving import save_detector
@@ -59,13 +60,24 @@ def tokenizer():
     return wordpiece_tokenizer()
 
 
-def test_bio_round_trip_on_token_offsets():
-    offsets = [(0, 6), (7, 13), (14, 16), (17, 22), (23, 27), (27, 30)]
+def test_bio_round_trip_on_words():
+    offsets = [(0, 6), (7, 10), (10, 13), (14, 16), (17, 22), (23, 27), (27, 30)]
+    words = [0, 1, 1, 2, 3, 4, 4]  # "breast can|cer of aspir in|ine": later sub-tokens carry no label
     entities = [(0, 13, "Disease"), (17, 30, "Chemical")]
     label2id = {label: i for i, label in enumerate(LABELS)}
-    ids = encode_labels(offsets, entities, label2id)
-    assert [LABELS[i] for i in ids] == ["B-Disease", "I-Disease", "O", "B-Chemical", "I-Chemical", "I-Chemical"]
-    assert decode_labels([LABELS[i] for i in ids], offsets) == entities
+    ids = encode_labels(offsets, words, entities, label2id)
+    assert [LABELS[i] if i >= 0 else None for i in ids] == [
+        "B-Disease",
+        "I-Disease",
+        None,
+        "O",
+        "B-Chemical",
+        "I-Chemical",
+        None,
+    ]
+    firsts, spans = word_spans(offsets, words)
+    assert firsts == [0, 1, 3, 4, 5] and spans == [(0, 6), (7, 13), (14, 16), (17, 22), (23, 30)]
+    assert decode_labels([LABELS[ids[t]] for t in firsts], spans) == entities
 
 
 @given(st.integers(0, 300), st.integers(1, 40), st.data())

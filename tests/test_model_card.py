@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from bel import load_linker
 from bel.model_card import LinkerCardData, render_model_card
 from bel.saving import load_components
 
@@ -133,13 +134,14 @@ def test_load_components_round_trip(linker_dir, tmp_path):
     assert load_components(bare)[2] is None
 
 
-def test_load_components_refuses_pickle_only_checkpoint(linker_dir, tmp_path):
+@pytest.mark.parametrize("load", [load_components, load_linker], ids=["load_components", "load_linker"])
+def test_pickle_only_checkpoint_is_refused(linker_dir, tmp_path, load):
     pickled = tmp_path / "pickled"
     shutil.copytree(linker_dir, pickled)
     (pickled / "model.safetensors").unlink()
     torch.save({}, pickled / "pytorch_model.bin")
     with pytest.raises(ValueError, match="only as pickle.*pytorch_model.bin"):
-        load_components(pickled)
+        load(pickled)
 
 
 def test_load_components_refuses_what_is_not_a_bel_model(encoder_dir, tmp_path):

@@ -65,22 +65,32 @@ def test_iter_pubtator_streams() -> None:
 
 
 def test_write_pubtator_from_other_formats(tmp_path: Path) -> None:
-    doc = Document("7", [Passage("title", 0, "Low BP."), Passage("abstract", 8, "Hypotension seen.")],
-                   [Mention(8, 19, "Hypotension", "Disease", ("MESH:D007022",)), Mention(0, 6, "Low BP", "Disease")])
+    doc = Document(
+        "7",
+        [Passage("title", 0, "Low BP."), Passage("abstract", 8, "Hypotension seen.")],
+        [Mention(8, 19, "Hypotension", "Disease", ("MESH:D007022",)), Mention(0, 6, "Low BP", "Disease")],
+    )
     out = tmp_path / "new.txt"
     write_pubtator([doc], out)
-    assert out.read_text().splitlines()[2:] == ["7\t8\t19\tHypotension\tDisease\tD007022", "7\t0\t6\tLow BP\tDisease\t-1", ""]
+    assert out.read_text().splitlines()[2:] == [
+        "7\t8\t19\tHypotension\tDisease\tD007022",
+        "7\t0\t6\tLow BP\tDisease\t-1",
+        "",
+    ]
     assert mention_tuples(read_pubtator(out)) == mention_tuples([doc])
 
 
-@pytest.mark.parametrize(("content", "line", "message"), [
-    ("1|t|Title.\n1|a|Abstract.\n1\tx\t5\tTitle\tDisease\tD1\n", 3, "not integers"),
-    ("1|t|Title.\n1|a|Abstract.\n1\t0\t5\tTitel\tDisease\tD1\n", 3, "does not match"),
-    ("1|t|Title.\n1|a|Abstract.\n1\t0\t99\tTitle\tDisease\tD1\n", 3, "does not match"),
-    ("1|t|Title.\n1|a|Abstract.\njust some words\n", 3, "neither"),
-    ("1|t|Title.\n1|a|Abstract.\n2\t0\t5\tTitle\tDisease\tD1\n", 3, "outside"),
-    ("1|t|Title.\n1|a|Abstract.\n\n1\t0\t5\tTitle\tDisease\tD1\n", 4, "outside"),
-])
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ("1|t|Title.\n1|a|Abstract.\n1\tx\t5\tTitle\tDisease\tD1\n", 3, "not integers"),
+        ("1|t|Title.\n1|a|Abstract.\n1\t0\t5\tTitel\tDisease\tD1\n", 3, "does not match"),
+        ("1|t|Title.\n1|a|Abstract.\n1\t0\t99\tTitle\tDisease\tD1\n", 3, "does not match"),
+        ("1|t|Title.\n1|a|Abstract.\njust some words\n", 3, "neither"),
+        ("1|t|Title.\n1|a|Abstract.\n2\t0\t5\tTitle\tDisease\tD1\n", 3, "outside"),
+        ("1|t|Title.\n1|a|Abstract.\n\n1\t0\t5\tTitle\tDisease\tD1\n", 4, "outside"),
+    ],
+)
 def test_pubtator_malformed_lines_name_file_and_line(tmp_path: Path, content: str, line: int, message: str) -> None:
     path = tmp_path / "broken.pubtator"
     path.write_text(content, encoding="utf-8")
@@ -98,24 +108,32 @@ def test_jsonl_and_bioc_round_trip(tmp_path: Path, suffix: str) -> None:
     writer(docs, path)
     back = reader(path)
     assert mention_tuples(back) == mention_tuples(docs)
-    assert [[(p.type, p.offset) for p in d.passages] for d in back] == [[(p.type, p.offset) for p in d.passages] for d in docs]
+    assert [[(p.type, p.offset) for p in d.passages] for d in back] == [
+        [(p.type, p.offset) for p in d.passages] for d in docs
+    ]
 
 
 def test_jsonl_simple_form(tmp_path: Path) -> None:
     path = tmp_path / "simple.jsonl"
-    path.write_text('{"text": "Naloxone lowers BP.", "mentions": [{"start": 0, "end": 8, "ids": "D009270"}]}\n\n'
-                    '{"id": "x", "text": "No mentions."}\n', encoding="utf-8")
+    path.write_text(
+        '{"text": "Naloxone lowers BP.", "mentions": [{"start": 0, "end": 8, "ids": "D009270"}]}\n\n'
+        '{"id": "x", "text": "No mentions."}\n',
+        encoding="utf-8",
+    )
     first, second = read_jsonl(path)
     assert first.id == "1" and first.mentions[0].text == "Naloxone" and first.mentions[0].ids == ("MESH:D009270",)
     assert second.id == "x" and second.mentions == [] and second.text == "No mentions."
 
 
-@pytest.mark.parametrize(("content", "line"), [
-    ('{"text": "ok"}\n{"text": \n', 2),
-    ('{"text": "ok"}\n{"id": "no text"}\n', 2),
-    ('{"text": "abc", "mentions": [{"start": 0, "end": 2, "text": "xy"}]}\n', 1),
-    ('{"text": "abc", "mentions": [{"start": 0, "end": 9}]}\n', 1),
-])
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('{"text": "ok"}\n{"text": \n', 2),
+        ('{"text": "ok"}\n{"id": "no text"}\n', 2),
+        ('{"text": "abc", "mentions": [{"start": 0, "end": 2, "text": "xy"}]}\n', 1),
+        ('{"text": "abc", "mentions": [{"start": 0, "end": 9}]}\n', 1),
+    ],
+)
 def test_jsonl_malformed_lines(tmp_path: Path, content: str, line: int) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
@@ -153,8 +171,9 @@ def test_real_ncbi_train_dev_round_trip(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt",
-                                  "CDR_TestSet.PubTator.txt"])
+@pytest.mark.parametrize(
+    "name", ["CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt", "CDR_TestSet.PubTator.txt"]
+)
 def test_real_bc5cdr_round_trip(tmp_path: Path, name: str) -> None:
     source = real_data_dir() / "bc5cdr" / name
     write_pubtator(read_pubtator(source), tmp_path / name)
@@ -164,8 +183,11 @@ def test_real_bc5cdr_round_trip(tmp_path: Path, name: str) -> None:
 @pytest.mark.data
 def test_real_corpus_counts() -> None:
     root = real_data_dir()
-    counts = {(name, split): sum(len(d.mentions) for d in load_corpus(name, split, root))
-              for name in DATASETS for split in ("train", "dev", "test")}
+    counts = {
+        (name, split): sum(len(d.mentions) for d in load_corpus(name, split, root))
+        for name in DATASETS
+        for split in ("train", "dev", "test")
+    }
     assert [counts["ncbi-disease", s] for s in ("train", "dev", "test")] == [5145, 787, 960]
     assert [counts["bc5cdr-disease", s] for s in ("train", "dev", "test")] == [4182, 4244, 4424]
     assert [counts["bc5cdr-chemical", s] for s in ("train", "dev", "test")] == [5203, 5347, 5385]

@@ -16,9 +16,9 @@ import logging
 
 import torch
 
-from bel.saving import load_components
 from bel.evaluation import example_metrics, score_examples
 from bel.examples import build_examples, load_documents, load_knowledge_base
+from bel.saving import load_components
 
 ALPHAS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 1000.0)
 

@@ -30,14 +30,28 @@ from bel.sentences_bel import document_sentences
 logger = logging.getLogger(__name__)
 
 
-def token_counts(tokenizer, inputs, mode: str, template: str, config, max_tokens: int,
-                 max_batch_size: int = 256) -> dict:
+def token_counts(
+    tokenizer, inputs, mode: str, template: str, config, max_tokens: int, max_batch_size: int = 256
+) -> dict:
     """Sequences, real tokens and padded tokens of ``inputs`` packed in ``mode`` and batched like ``model.score``."""
-    sequences = tokenizer.pack(inputs, mode=mode, max_length=config.max_sequence_length,
-                               context_length=config.context_length, template=template)
+    sequences = _pack(tokenizer, inputs, mode, template, config)
     batches = length_batches(sequences, max_tokens, max_batch_size)
-    return {"sequences": len(sequences), "tokens": sum(len(s["input_ids"]) for s in sequences),
-            "padded_tokens": sum(max(len(s["input_ids"]) for s in b) * len(b) for b in batches)}
+    return {
+        "sequences": len(sequences),
+        "tokens": sum(len(s["input_ids"]) for s in sequences),
+        "padded_tokens": sum(max(len(s["input_ids"]) for s in b) * len(b) for b in batches),
+    }
+
+
+def _pack(tokenizer, inputs, mode: str, template: str, config) -> list[dict]:
+    """``inputs`` packed in ``mode`` and ``template`` with the sequence and context lengths of the model ``config``."""
+    return tokenizer.pack(
+        inputs,
+        mode=mode,
+        max_length=config.max_sequence_length,
+        context_length=config.context_length,
+        template=template,
+    )
 
 
 def time_inference(model, tokenizer, inputs, mode: str, template: str, max_tokens: int, max_batch_size: int = 256):
@@ -50,8 +64,7 @@ def time_training(model, tokenizer, inputs, mode: str, template: str, max_tokens
     """Seconds for one training pass over ``inputs`` (whole-mention batches under ``max_tokens`` padded tokens)."""
     config = model.config
     start = time.perf_counter()
-    sequences = tokenizer.pack(inputs, mode=mode, max_length=config.max_sequence_length,
-                               context_length=config.context_length, template=template)
+    sequences = _pack(tokenizer, inputs, mode, template, config)
     units = sequence_units(sequences)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)
     model.train()
@@ -72,16 +85,27 @@ def cross_encoder_pairs(inputs) -> list[tuple[str, str]]:
         sentences = list(doc.sentences or document_sentences(doc.text, doc.mentions, doc.passages))
         for (start, end), names in zip(doc.mentions, doc.candidates, strict=True):
             s, e = next(((a, b) for a, b in sentences if a <= start < b), (start, end))
-            context = f"{doc.text[s:start]}[Ms] {doc.text[start:end]} [Me]{doc.text[end:max(e, end)]}"
+            context = f"{doc.text[s:start]}[Ms] {doc.text[start:end]} [Me]{doc.text[end : max(e, end)]}"
             pairs.extend((context, f"{doc.text[start:end]} [SEP] {name}") for name in names)
     return pairs
 
 
-def run_benchmark(model, tokenizer, inputs, *, modes=("pair", "mention", "sentence", "passage", "document"),
-                  templates=("paper", "compact"), repeats: int = 3, max_tokens: int = 16384,
-                  pair_sweep=(2048, 4096, 8192, 16384), sweep_documents: int = 2, train_inputs=None,
-                  train_max_tokens: int = 4096, cross_encoder: str | None = None,
-                  packed_sweep: Sequence[int] | None = None) -> dict:
+def run_benchmark(
+    model,
+    tokenizer,
+    inputs,
+    *,
+    modes=("pair", "mention", "sentence", "passage", "document"),
+    templates=("paper", "compact"),
+    repeats: int = 3,
+    max_tokens: int = 16384,
+    pair_sweep=(2048, 4096, 8192, 16384),
+    sweep_documents: int = 2,
+    train_inputs=None,
+    train_max_tokens: int = 4096,
+    cross_encoder: str | None = None,
+    packed_sweep: Sequence[int] | None = None,
+) -> dict:
     """Benchmark every (mode, template) on ``inputs`` (LinkingInputs); see the module docstring for the output."""
     model.eval()
     mentions = sum(len(doc.mentions) for doc in inputs)
@@ -91,45 +115,77 @@ def run_benchmark(model, tokenizer, inputs, *, modes=("pair", "mention", "senten
     best = min(sweep, key=sweep.get)
     configs = {"pair": ("pair", "paper", best, 256), "pair@bs2": ("pair", "paper", best, 2)}
     packed_sweeps = {}
-    for mode in modes:
-        for template in templates:
-            if mode != "pair":
-                # the same sweep as the baseline: long packed sequences pad less in smaller length-sorted batches
-                budgets = packed_sweep or (max_tokens,)
-                packed_sweeps[f"{mode}/{template}"] = _budget_sweep(
-                    model, tokenizer, inputs[:sweep_documents], mode, template, budgets)
-                chosen = min(packed_sweeps[f"{mode}/{template}"], key=packed_sweeps[f"{mode}/{template}"].get)
-                configs[f"{mode}/{template}"] = (mode, template, chosen, 256)
-    results = {name: {"mode": m, "template": t, "max_tokens": b, "max_batch_size": s,
-                      **token_counts(tokenizer, inputs, m, t, model.config, b, s), "seconds_all": [],
-                      "train_seconds_all": []} for name, (m, t, b, s) in configs.items()}
+    for mode, template in ((m, t) for m in modes for t in templates if m != "pair"):
+        # the same sweep as the baseline: long packed sequences pad less in smaller length-sorted batches
+        timings = _budget_sweep(
+            model, tokenizer, inputs[:sweep_documents], mode, template, packed_sweep or (max_tokens,)
+        )
+        packed_sweeps[f"{mode}/{template}"] = timings
+        configs[f"{mode}/{template}"] = (mode, template, min(timings, key=timings.get), 256)
+    results = _result_rows(tokenizer, inputs, configs, model.config)
+    train_inputs = train_inputs or inputs
+    timed = (model, tokenizer, inputs, train_inputs, train_max_tokens)
+    _repeat_timings(results, configs, timed, repeats, cross_encoder, max(1, best // 128))
+    return {
+        "settings": {
+            "documents": len(inputs),
+            "mentions": mentions,
+            "repeats": repeats,
+            "pair_sweep_seconds": {str(k): v for k, v in sweep.items()},
+            "pair_max_tokens": best,
+            "packed_sweep_seconds": {
+                name: {str(k): v for k, v in timings.items()} for name, timings in packed_sweeps.items()
+            },
+            "train_documents": len(train_inputs),
+            "train_mentions": sum(len(d.mentions) for d in train_inputs),
+            "threads": torch.get_num_threads(),
+        },
+        "results": _summarise(results, mentions, sum(len(d.mentions) for d in train_inputs)),
+    }
+
+
+def _result_rows(tokenizer, inputs, configs: dict, config) -> dict:
+    """A result per configuration ``name: (mode, template, max_tokens, max_batch_size)``: its settings and token
+    counts, with empty lists for the timings to come."""
+    return {
+        name: {
+            "mode": m,
+            "template": t,
+            "max_tokens": b,
+            "max_batch_size": s,
+            **token_counts(tokenizer, inputs, m, t, config, b, s),
+            "seconds_all": [],
+            "train_seconds_all": [],
+        }
+        for name, (m, t, b, s) in configs.items()
+    }
+
+
+def _repeat_timings(results: dict, configs: dict, timed: tuple, repeats: int, cross_encoder, ce_batch_size: int):
+    """Time every configuration (and the sentence-transformers baseline) `repeats` times, interleaved."""
+    model, tokenizer, inputs, train_inputs, train_max_tokens = timed
     pairs = cross_encoder_pairs(inputs) if cross_encoder else None
     ce_model = _cross_encoder(cross_encoder) if cross_encoder else None
     if ce_model is not None:
-        results["cross-encoder"] = {"mode": "pair", "template": "sentence-transformers", "sequences": len(pairs),
-                                    "seconds_all": []}
-    train_inputs = train_inputs or inputs
+        results["cross-encoder"] = {
+            "mode": "pair",
+            "template": "sentence-transformers",
+            "sequences": len(pairs),
+            "seconds_all": [],
+            "batch_size": ce_batch_size,
+        }
     for repeat in range(repeats):
         for name, (mode, template, budget, size) in configs.items():
             results[name]["seconds_all"].append(time_inference(model, tokenizer, inputs, mode, template, budget, size))
             if size > 2:
                 results[name]["train_seconds_all"].append(
-                    time_training(model, tokenizer, train_inputs, mode, template, train_max_tokens))
+                    time_training(model, tokenizer, train_inputs, mode, template, train_max_tokens)
+                )
             logger.info("repeat %d %s: %.2fs", repeat, name, results[name]["seconds_all"][-1])
         if ce_model is not None:
-            batch_size = max(1, best // 128)
             start = time.perf_counter()
-            ce_model.predict(pairs, batch_size=batch_size, show_progress_bar=False)
+            ce_model.predict(pairs, batch_size=ce_batch_size, show_progress_bar=False)
             results["cross-encoder"]["seconds_all"].append(time.perf_counter() - start)
-            results["cross-encoder"]["batch_size"] = batch_size
-    return {"settings": {"documents": len(inputs), "mentions": mentions, "repeats": repeats,
-                         "pair_sweep_seconds": {str(k): v for k, v in sweep.items()}, "pair_max_tokens": best,
-                         "packed_sweep_seconds": {name: {str(k): v for k, v in timings.items()}
-                                                  for name, timings in packed_sweeps.items()},
-                         "train_documents": len(train_inputs),
-                         "train_mentions": sum(len(d.mentions) for d in train_inputs),
-                         "threads": torch.get_num_threads()},
-            "results": _summarise(results, mentions, sum(len(d.mentions) for d in train_inputs))}
 
 
 def _budget_sweep(model, tokenizer, inputs, mode: str, template: str, budgets) -> dict[int, float]:
@@ -154,8 +210,11 @@ def _summarise(results: dict, mentions: int, train_mentions: int) -> dict:
             result.update(tokens=None, padded_tokens=None, ideal_ratio=None)
         if result.get("train_seconds_all"):
             train = statistics.median(result["train_seconds_all"])
-            result.update(train_seconds=train, train_mentions_per_second=train_mentions / train,
-                          train_speedup_vs_pair=base_train / train if base_train else None)
+            result.update(
+                train_seconds=train,
+                train_mentions_per_second=train_mentions / train,
+                train_speedup_vs_pair=base_train / train if base_train else None,
+            )
     return results
 
 

@@ -92,25 +92,21 @@ class BelConfig(PreTrainedConfig):
             encoder = AutoConfig.for_model(**encoder)
         elif encoder is None:
             encoder = BertConfig()
-        _check_choice("mode", mode, PACKING_MODES)
-        _check_choice("template", template, TEMPLATES)
-        _check_choice("loss", loss, LOSSES)
-        _check_choice("slot_pooling", slot_pooling, SLOT_POOLINGS)
+        self.encoder = encoder
+        self.mode = _checked_choice("mode", mode, PACKING_MODES)
+        self.template = _checked_choice("template", template, TEMPLATES)
+        self.loss = _checked_choice("loss", loss, LOSSES)
+        self.slot_pooling = _checked_choice("slot_pooling", slot_pooling, SLOT_POOLINGS)
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}.")
         if max_sequence_length < 32:
             raise ValueError(f"max_sequence_length must be >= 32 tokens, got {max_sequence_length}.")
-        self.encoder = encoder
-        self.mode = mode
         self.num_candidates = num_candidates
         self.max_sequence_length = max_sequence_length
         self.context_length = context_length
-        self.template = template
-        self.loss = loss
         self.nil_threshold = nil_threshold
         self.use_retrieval_score = use_retrieval_score
         self.retrieval_score_init = retrieval_score_init
-        self.slot_pooling = slot_pooling
         self.scorer_dropout = scorer_dropout
         self.bel_version = bel_version or BEL_VERSION
         super().__init__(**kwargs)
@@ -127,6 +123,8 @@ class BelConfig(PreTrainedConfig):
         return output
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def _checked_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value``, once it is known to be one of ``choices``."""
     if value not in choices:
         raise ValueError(f"BelConfig({name}={value!r}) is not one of {', '.join(choices)}.")
+    return value

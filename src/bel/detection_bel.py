@@ -4,7 +4,9 @@ A [`MentionDetector`] is a `transformers` token-classification model (any BERT-f
 its tokenizer, saved in a checkpoint's `detector/` folder beside the reranker, so the `entity-linking` pipeline runs it
 on raw text where `bel` is not installed. Labels are BIO tags with entity types (`O`, `B-Disease`, `I-Disease`, ...).
 
-Long passages are never truncated: each passage is tokenized once (character offsets kept) and cut into windows of at
+Labels are per word (the tokenizer's pre-tokenized words: whitespace and punctuation split them): training labels a
+word's first token and ignores the rest, inference reads a word's label at its first token, so an entity never starts
+or ends inside a word. Long passages are never truncated: each passage is tokenized once (character offsets kept) and cut into windows of at
 most `max_length` tokens that overlap by `overlap` tokens; every token takes its label from the window in which it is
 farthest from an edge. Entities are decoded per passage, so they never cross a passage boundary, and their offsets
 index the original text.
@@ -26,6 +28,8 @@ Entity = tuple[int, int, str]
 DETECTOR_DIR = "detector"
 """Sub-directory of a saved checkpoint that holds the detector (a standard token-classification model)."""
 OUTSIDE = "O"
+IGNORE = -100
+"""Label id of tokens that carry no label (a word's later tokens); the loss ignores them."""
 
 
 def bio_labels(types: Sequence[str]) -> list[str]:
@@ -62,13 +66,33 @@ def window_owners(windows: Sequence[Span]) -> list[Span]:
     return owned
 
 
-def encode_labels(offsets: Sequence[Span], entities: Sequence[Entity], label2id: dict[str, int]) -> list[int]:
-    """BIO label ids of tokens at `offsets` for `entities` (same coordinates); a token overlapping an entity is in it."""
-    labels = [label2id[OUTSIDE]] * len(offsets)
+def word_spans(offsets: Sequence[Span], words: Sequence[int]) -> tuple[list[int], list[Span]]:
+    """First token index and character span of each word, from token offsets and the word id of every token."""
+    firsts: list[int] = []
+    spans: list[Span] = []
+    for t, (word, (start, end)) in enumerate(zip(words, offsets, strict=True)):
+        if t == 0 or word != words[t - 1]:
+            firsts.append(t)
+            spans.append((start, end))
+        else:
+            spans[-1] = (spans[-1][0], end)
+    return firsts, spans
+
+
+def encode_labels(
+    offsets: Sequence[Span], words: Sequence[int], entities: Sequence[Entity], label2id: dict[str, int]
+) -> list[int]:
+    """Label ids of tokens at `offsets`: BIO of its word on a word's first token (a word overlapping an entity is in
+    it), `IGNORE` on the word's other tokens."""
+    firsts, spans = word_spans(offsets, words)
+    labels = [IGNORE] * len(offsets)
+    word_labels = [label2id[OUTSIDE]] * len(spans)
     for start, end, kind in sorted(entities):
-        inside = [t for t, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
-        for k, t in enumerate(inside):
-            labels[t] = label2id[f"{'B' if k == 0 else 'I'}-{kind}"]
+        inside = [w for w, (a, b) in enumerate(spans) if a < end and b > start]
+        for k, w in enumerate(inside):
+            word_labels[w] = label2id[f"{'B' if k == 0 else 'I'}-{kind}"]
+    for first, label in zip(firsts, word_labels, strict=True):
+        labels[first] = label
     return labels
 
 
@@ -97,10 +121,12 @@ def decode_labels(labels: Sequence[str], offsets: Sequence[Span]) -> list[Entity
 
 @dataclass
 class PassageWindows:
-    """A passage tokenized once: content token ids, their absolute character offsets, windows and owned ranges."""
+    """A passage tokenized once: content token ids, their absolute character offsets and word ids, the windows and
+    the token range each window labels."""
 
     ids: list[int]
     offsets: list[Span]
+    words: list[int]
     windows: list[Span]
     owned: list[Span]
 
@@ -159,14 +185,16 @@ class MentionDetector:
         """Tokenize `text[passage]` once and cut it into overlapping windows (offsets in `text` coordinates)."""
         start, end = passage
         encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
-        pairs = [
-            (i, (a + start, b + start))
-            for i, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"], strict=True)
+        kept = [
+            (i, (a + start, b + start), word)
+            for i, (a, b), word in zip(
+                encoding["input_ids"], encoding["offset_mapping"], encoding.word_ids(), strict=True
+            )
             if b > a
         ]
-        ids, offsets = [i for i, _ in pairs], [o for _, o in pairs]
+        ids, offsets, words = [i for i, _, _ in kept], [o for _, o, _ in kept], [w for _, _, w in kept]
         windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
-        return PassageWindows(ids, offsets, windows, window_owners(windows))
+        return PassageWindows(ids, offsets, words, windows, window_owners(windows))
 
     def window_inputs(self, passage: PassageWindows, window: Span) -> list[int]:
         """Input ids of one window: `[CLS] tokens [SEP]` (or the tokenizer's own start/end tokens)."""
@@ -193,7 +221,9 @@ class MentionDetector:
             for w, ((start, _), (low, high)) in enumerate(zip(passage.windows, passage.owned, strict=True)):
                 if (k, w) in labels:
                     token_labels.extend(labels[(k, w)][low - start : high - start])
-            entities[d].extend(decode_labels(token_labels, passage.offsets))
+            if token_labels:
+                firsts, spans = word_spans(passage.offsets, passage.words)
+                entities[d].extend(decode_labels([token_labels[t] for t in firsts], spans))
         return [sorted(found) for found in entities]
 
     def _predict(self, inputs: list[list[int]]) -> list[list[str]]:
@@ -243,6 +273,7 @@ __all__ = [
     "decode_labels",
     "find_detector_files",
     "encode_labels",
+    "word_spans",
     "has_detector",
     "token_windows",
     "window_owners",

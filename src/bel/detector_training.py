@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bel.data.datasets import entity_type
-from bel.detection_bel import MentionDetector, bio_labels, encode_labels
+from bel.detection_bel import IGNORE, MentionDetector, bio_labels, encode_labels
 
 logger = logging.getLogger(__name__)
-IGNORE = -100
 
 
 @dataclass
@@ -31,7 +30,7 @@ class DetectorSettings:
     output_dir: str
     dataset: str | None = None
     epochs: int = 4
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     batch_size: int = 8
     max_length: int = 512
     overlap: int = 64
@@ -52,7 +51,7 @@ def detection_windows(detector: MentionDetector, documents: Sequence, dataset: s
         entities = gold_entities(doc, dataset)
         for passage in doc.passages:
             tokens = detector.passage_windows(doc.text, (passage.offset, passage.end))
-            labels = encode_labels(tokens.offsets, entities, detector.label2id)
+            labels = encode_labels(tokens.offsets, tokens.words, entities, detector.label2id)
             for start, end in tokens.windows:
                 if end > start:
                     ids = detector.window_inputs(tokens, (start, end))
@@ -78,8 +77,10 @@ def new_detector(settings: DetectorSettings, types: Sequence[str]) -> MentionDet
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     labels = bio_labels(types)
+    # no attention dropout: with it SDPA materialises (batch, heads, length, length) tensors on CPU (see bel.encoders)
     model = AutoModelForTokenClassification.from_pretrained(
         settings.encoder,
+        attention_probs_dropout_prob=0.0,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
@@ -169,9 +170,11 @@ def _collate(batch: list[dict], pad: int) -> dict:
 
 
 def _epoch(accelerator, model, optimizer, loader, scheduler) -> list[float]:
+    from tqdm.auto import tqdm
+
     model.train()
     losses = []
-    for batch in loader:
+    for batch in tqdm(loader, desc="detector", disable=not accelerator.is_local_main_process):
         loss = model(**batch).loss
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)

@@ -28,8 +28,9 @@ def set_attention_dropout(model, probability: float) -> int:
     if probability < 0:
         return 0
     if not probability <= 1:
-        raise ValueError(f"attention dropout must be a probability in [0, 1] (or negative to keep the encoder's), "
-                         f"got {probability}.")
+        raise ValueError(
+            f"attention dropout must be a probability in [0, 1] (or negative to keep the encoder's), got {probability}."
+        )
     model.config.encoder.attention_probs_dropout_prob = probability
     changed = 0
     for name, module in model.named_modules():
@@ -37,8 +38,10 @@ def set_attention_dropout(model, probability: float) -> int:
             module.p = probability
             changed += 1
     if not changed:
-        logger.warning("No BERT-style attention dropout modules found in %s; --attention-dropout had no effect.",
-                       type(model.config.encoder).__name__)
+        logger.warning(
+            "No BERT-style attention dropout modules found in %s; --attention-dropout had no effect.",
+            type(model.config.encoder).__name__,
+        )
     return changed
 
 

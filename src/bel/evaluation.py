@@ -118,8 +118,9 @@ def _summary(tallies: dict, counts: dict, recall: dict, errors: dict, depth: int
     }
 
 
-def score_examples(model, tokenizer, examples, mode: str | None = None, template: str | None = None,
-                   max_tokens: int = 2048) -> list[list[list[float]]]:
+def score_examples(
+    model, tokenizer, examples, mode: str | None = None, template: str | None = None, max_tokens: int = 2048
+) -> list[list[list[float]]]:
     """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used)."""
     inputs = [example.input for example in examples]
     return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
@@ -138,8 +139,16 @@ def example_metrics(examples, scores: list[list[list[float]]] | None, retriever=
     return linking_metrics(rankings, gold, retrieved, in_kb, num_candidates=num_candidates)
 
 
-def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | None = None,
-                      template: str | None = None, max_tokens: int = 2048, return_scores: bool = False):
+def evaluate_reranker(
+    model,
+    tokenizer,
+    examples,
+    retriever=None,
+    mode: str | None = None,
+    template: str | None = None,
+    max_tokens: int = 2048,
+    return_scores: bool = False,
+):
     """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings.
 
     With ``return_scores=True`` returns ``(metrics, scores)``, scores as in :func:`score_examples` (for
@@ -150,12 +159,14 @@ def evaluate_reranker(model, tokenizer, examples, retriever=None, mode: str | No
     scores = score_examples(model, tokenizer, examples, mode, template, max_tokens)
     seconds = time.perf_counter() - start
     metrics = example_metrics(examples, scores, retriever, num_candidates=model.config.num_candidates)
-    metrics.update({
-        "mode": mode or model.config.mode,
-        "template": template or model.config.template,
-        "inference_seconds": seconds,
-        "mentions_per_second": metrics["mentions"] / seconds if seconds > 0 else 0.0,
-    })
+    metrics.update(
+        {
+            "mode": mode or model.config.mode,
+            "template": template or model.config.template,
+            "inference_seconds": seconds,
+            "mentions_per_second": metrics["mentions"] / seconds if seconds > 0 else 0.0,
+        }
+    )
     return (metrics, scores) if return_scores else metrics
 
 
@@ -178,12 +189,19 @@ def prediction_records(examples, scores: list[list[list[float]]] | None, retriev
             start, end = linking.mentions[m]
             retrieved = example.retrieved_ids[m] if example.retrieved_ids else candidate_ids
             yield {
-                "document": example.doc_id, "start": start, "end": end, "text": linking.text[start:end],
-                "gold": list(gold), "predicted": ranked[0] if ranked else None, "gold_rank": rank,
+                "document": example.doc_id,
+                "start": start,
+                "end": end,
+                "text": linking.text[start:end],
+                "gold": list(gold),
+                "predicted": ranked[0] if ranked else None,
+                "gold_rank": rank,
                 "retriever_rank": gold_rank(retrieved, gold),
                 "outcome": _outcome(gold, rank, retriever),
-                "top": [{"id": candidate_ids[i], "name": linking.candidates[m][i], "score": float(mention_scores[i])}
-                        for i in order[:top_k]],
+                "top": [
+                    {"id": candidate_ids[i], "name": linking.candidates[m][i], "score": float(mention_scores[i])}
+                    for i in order[:top_k]
+                ],
             }
 
 

@@ -71,8 +71,11 @@ class KnowledgeBase:
             old = self.entities[index]
             names = tuple(dict.fromkeys((*old.synonyms, entity.name, *entity.synonyms)))
             self.entities[index] = Entity(
-                id=old.id, name=old.name, synonyms=tuple(n for n in names if n != old.name),
-                type=old.type or entity.type, alt_ids=tuple(dict.fromkeys((*old.alt_ids, *entity.alt_ids))),
+                id=old.id,
+                name=old.name,
+                synonyms=tuple(n for n in names if n != old.name),
+                type=old.type or entity.type,
+                alt_ids=tuple(dict.fromkeys((*old.alt_ids, *entity.alt_ids))),
             )
         else:
             index = len(self.entities)
@@ -139,8 +142,15 @@ class KnowledgeBase:
                 raise KBFormatError(f"{path}:{line_no}: missing id")
             if not names:
                 raise KBFormatError(f"{path}:{line_no}: entity {ids[0]!r} has an empty name")
-            kb.add(Entity(id=normalize_id(ids[0], default_prefix="OMIM"), name=names[0], synonyms=tuple(dict.fromkeys(names[1:])),
-                          type=entity_type, alt_ids=tuple(normalize_id(i, default_prefix="OMIM") for i in ids[1:])))
+            kb.add(
+                Entity(
+                    id=normalize_id(ids[0], default_prefix="OMIM"),
+                    name=names[0],
+                    synonyms=tuple(dict.fromkeys(names[1:])),
+                    type=entity_type,
+                    alt_ids=tuple(normalize_id(i, default_prefix="OMIM") for i in ids[1:]),
+                )
+            )
         return kb
 
     @classmethod
@@ -167,9 +177,14 @@ class KnowledgeBase:
                 raise KBFormatError(f"{path}:{stanza_line}: [Term] without id")
             if not stanza.get("name") or not stanza["name"][0].strip():
                 raise KBFormatError(f"{path}:{stanza_line}: term {stanza['id'][0]!r} has an empty name")
-            kb.add(Entity(id=stanza["id"][0].strip(), name=stanza["name"][0].strip(),
-                          synonyms=tuple(stanza.get("synonym", ())),
-                          alt_ids=tuple(a.strip() for a in stanza.get("alt_id", ()))))
+            kb.add(
+                Entity(
+                    id=stanza["id"][0].strip(),
+                    name=stanza["name"][0].strip(),
+                    synonyms=tuple(stanza.get("synonym", ())),
+                    alt_ids=tuple(a.strip() for a in stanza.get("alt_id", ())),
+                )
+            )
 
         for line_no, line in enumerate(_open_text(path), start=1):
             line = line.strip()
@@ -221,12 +236,20 @@ class KnowledgeBase:
                 record = json.loads(line)
                 entity_id, name = record["id"], record["name"]
             except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise KBFormatError(f"{path}:{line_no}: expected a JSON object with 'id' and 'name' ({error})") from None
+                raise KBFormatError(
+                    f"{path}:{line_no}: expected a JSON object with 'id' and 'name' ({error})"
+                ) from None
             if not str(name).strip():
                 raise KBFormatError(f"{path}:{line_no}: entity {entity_id!r} has an empty name")
-            kb.add(Entity(id=normalize_id(str(entity_id)), name=str(name).strip(),
-                          synonyms=tuple(str(s).strip() for s in record.get("synonyms", ()) if str(s).strip()),
-                          type=record.get("type"), alt_ids=tuple(normalize_id(a) for a in record.get("alt_ids", ()))))
+            kb.add(
+                Entity(
+                    id=normalize_id(str(entity_id)),
+                    name=str(name).strip(),
+                    synonyms=tuple(str(s).strip() for s in record.get("synonyms", ()) if str(s).strip()),
+                    type=record.get("type"),
+                    alt_ids=tuple(normalize_id(a) for a in record.get("alt_ids", ())),
+                )
+            )
         return kb
 
     @classmethod
@@ -236,8 +259,14 @@ class KnowledgeBase:
         fmt = format or next((f for f in ("obo", "tsv", "jsonl") if name.endswith("." + f)), None)
         if fmt is None:
             fmt = "mesh" if "mesh" in name else "medic"
-        loaders = {"obo": cls.from_obo, "tsv": cls.from_tsv, "jsonl": cls.from_jsonl, "medic": cls.from_medic,
-                   "mesh": cls.from_mesh, "biosyn": cls.from_biosyn}
+        loaders = {
+            "obo": cls.from_obo,
+            "tsv": cls.from_tsv,
+            "jsonl": cls.from_jsonl,
+            "medic": cls.from_medic,
+            "mesh": cls.from_mesh,
+            "biosyn": cls.from_biosyn,
+        }
         if fmt not in loaders:
             raise ValueError(f"unknown KB format {fmt!r}; choose one of {sorted(loaders)}")
         return loaders[fmt](path)

@@ -26,8 +26,15 @@ logger = logging.getLogger(__name__)
 
 INPUT_FORMATS = ("txt", "pubtator", "bioc", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc")
-_EXTENSIONS = {".txt": "txt", ".pubtator": "pubtator", ".pubtator.txt": "pubtator", ".xml": "bioc", ".json": "bioc",
-               ".bioc": "bioc", ".jsonl": "jsonl"}
+_EXTENSIONS = {
+    ".txt": "txt",
+    ".pubtator": "pubtator",
+    ".pubtator.txt": "pubtator",
+    ".xml": "bioc",
+    ".json": "bioc",
+    ".bioc": "bioc",
+    ".jsonl": "jsonl",
+}
 
 
 @dataclass
@@ -45,10 +52,18 @@ class LinkSettings:
 
     def fingerprint(self, world: int) -> dict:
         stat = self.input.stat()
-        return {"input": str(self.input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "model": str(self.model), "input_format": self.input_format, "top_k": self.top_k,
-                "txt_mode": self.txt_mode, "detect_mentions": self.detect_mentions, "detector": self.detector,
-                "world": world}
+        return {
+            "input": str(self.input.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "model": str(self.model),
+            "input_format": self.input_format,
+            "top_k": self.top_k,
+            "txt_mode": self.txt_mode,
+            "detect_mentions": self.detect_mentions,
+            "detector": self.detector,
+            "world": world,
+        }
 
 
 def guess_format(path: Path, allowed: tuple[str, ...]) -> str:
@@ -57,8 +72,10 @@ def guess_format(path: Path, allowed: tuple[str, ...]) -> str:
     for extension, fmt in sorted(_EXTENSIONS.items(), key=lambda kv: -len(kv[0])):
         if name.endswith(extension) and fmt in allowed:
             return fmt
-    raise ValueError(f"cannot tell the format of {path} from its extension; pass --input-format/--output-format "
-                     f"({', '.join(allowed)}).")
+    raise ValueError(
+        f"cannot tell the format of {path} from its extension; pass --input-format/--output-format "
+        f"({', '.join(allowed)})."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -95,8 +112,10 @@ def _iter_txt(path: Path, txt_mode: str) -> Iterator[Document]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise ValueError(f"{path}:{line_no}: not valid UTF-8 (byte {raw[error.start]:#04x} at column "
-                                 f"{error.start + 1}); re-encode the file as UTF-8.") from None
+                raise ValueError(
+                    f"{path}:{line_no}: not valid UTF-8 (byte {raw[error.start]:#04x} at column "
+                    f"{error.start + 1}); re-encode the file as UTF-8."
+                ) from None
             line = line.rstrip("\n").rstrip("\r")
             if line.strip():
                 yield Document(id=str(line_no), passages=[Passage("text", 0, line)])
@@ -108,8 +127,10 @@ def _utf8_message(path: Path, error: UnicodeDecodeError) -> str:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as bad:
-                return (f"{path}:{line_no}: not valid UTF-8 (byte {raw[bad.start]:#04x} at column {bad.start + 1}); "
-                        "re-encode the file as UTF-8.")
+                return (
+                    f"{path}:{line_no}: not valid UTF-8 (byte {raw[bad.start]:#04x} at column {bad.start + 1}); "
+                    "re-encode the file as UTF-8."
+                )
     return f"{path}: not valid UTF-8 ({error}); re-encode the file as UTF-8."
 
 
@@ -124,18 +145,35 @@ def pipeline_input(doc: Document, detect: bool) -> dict:
 
 def to_record(index: int, doc: Document, linked: list[dict]) -> dict:
     """One output record; each linked mention keeps its `type` (given in the input, or found by the detector)."""
-    return {"index": index, "id": doc.id,
-            "passages": [[p.type, p.offset, p.text] for p in doc.passages],
-            "mentions": linked,
-            "relations": [[r.type, *r.args] for r in doc.relations], "meta": doc.meta}
+    return {
+        "index": index,
+        "id": doc.id,
+        "passages": [[p.type, p.offset, p.text] for p in doc.passages],
+        "mentions": linked,
+        "relations": [[r.type, *r.args] for r in doc.relations],
+        "meta": doc.meta,
+    }
 
 
 def to_document(record: dict) -> Document:
     """A linked Document: each mention's `ids` is its predicted id (empty for NIL)."""
-    mentions = [Mention(start=m["start"], end=m["end"], text=m["text"], type=m.get("type"),
-                        ids=(m["entity_id"],) if m["entity_id"] else ()) for m in record["mentions"]]
-    return Document(id=record["id"], passages=[Passage(t, o, x) for t, o, x in record["passages"]], mentions=mentions,
-                    relations=[Relation(r[0], tuple(r[1:])) for r in record["relations"]], meta=record["meta"])
+    mentions = [
+        Mention(
+            start=m["start"],
+            end=m["end"],
+            text=m["text"],
+            type=m.get("type"),
+            ids=(m["entity_id"],) if m["entity_id"] else (),
+        )
+        for m in record["mentions"]
+    ]
+    return Document(
+        id=record["id"],
+        passages=[Passage(t, o, x) for t, o, x in record["passages"]],
+        mentions=mentions,
+        relations=[Relation(r[0], tuple(r[1:])) for r in record["relations"]],
+        meta=record["meta"],
+    )
 
 
 def format_record(record: dict, fmt: str) -> str:
@@ -203,16 +241,23 @@ def link_shard(linker, settings: LinkSettings, rank: int = 0, world: int = 1, pr
         return work
     with open(work, "ab" if state["bytes"] else "wb") as handle:
         handle.truncate(state["bytes"])
-    mine = (item for item in enumerate(iter_documents(settings.input, settings.input_format, settings.txt_mode))
-            if item[0] % world == rank)
+    mine = (
+        item
+        for item in enumerate(iter_documents(settings.input, settings.input_format, settings.txt_mode))
+        if item[0] % world == rank
+    )
     resume_after = state["documents"]
     bar = tqdm(desc="linking", unit="doc", disable=not progress or rank != 0, initial=state["documents"] * world)
     with open(work, "ab") as handle:
         batch: list[tuple[int, Document]] = []
 
         def flush() -> None:
-            linked = linker([pipeline_input(d, settings.detect_mentions) for _, d in batch],
-                            batch_size=settings.batch_size, top_k=settings.top_k, detector=settings.detector)
+            linked = linker(
+                [pipeline_input(d, settings.detect_mentions) for _, d in batch],
+                batch_size=settings.batch_size,
+                top_k=settings.top_k,
+                detector=settings.detector,
+            )
             for (index, doc), mentions in zip(batch, linked, strict=True):
                 record = to_record(index, doc, mentions)
                 handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -299,9 +344,20 @@ def wait_for_shards(settings: LinkSettings, world: int, timeout: float = 24 * 36
             time.sleep(0.2)
 
 
-def link_file(linker, input: str | os.PathLike, output: str | os.PathLike, *, input_format: str | None = None,
-              output_format: str | None = None, batch_size: int = 8, top_k: int = 5, txt_mode: str = "line",
-              detect_mentions: bool = False, detector: str = "auto", progress: bool = False) -> Path:
+def link_file(
+    linker,
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    input_format: str | None = None,
+    output_format: str | None = None,
+    batch_size: int = 8,
+    top_k: int = 5,
+    txt_mode: str = "line",
+    detect_mentions: bool = False,
+    detector: str = "auto",
+    progress: bool = False,
+) -> Path:
     """Link a whole file in this process (what `bel link` does with one process); returns the output path.
 
     `linker` is an [`EntityLinkingPipeline`] (e.g. from `bel.load_linker`); its checkpoint path is part of the resume
@@ -309,9 +365,16 @@ def link_file(linker, input: str | os.PathLike, output: str | os.PathLike, *, in
     """
     source, target = Path(input), Path(output)
     settings = LinkSettings(
-        model=str(getattr(linker.model, "name_or_path", "")), input=source, output=target,
+        model=str(getattr(linker.model, "name_or_path", "")),
+        input=source,
+        output=target,
         input_format=input_format or guess_format(source, INPUT_FORMATS),
-        output_format=output_format or guess_format(target, OUTPUT_FORMATS), batch_size=batch_size, top_k=top_k,
-        txt_mode=txt_mode, detect_mentions=detect_mentions, detector=detector)
+        output_format=output_format or guess_format(target, OUTPUT_FORMATS),
+        batch_size=batch_size,
+        top_k=top_k,
+        txt_mode=txt_mode,
+        detect_mentions=detect_mentions,
+        detector=detector,
+    )
     link_shard(linker, settings, progress=progress)
     return merge_shards(settings, 1)

@@ -197,19 +197,13 @@ class BelForMultiCandidateLinking(BelPreTrainedModel):
             raise ValueError("BelForMultiCandidateLinking needs input_ids and slot_positions (see BelTokenizer.pack).")
         if slot_mask is None:
             slot_mask = torch.ones_like(slot_positions, dtype=torch.bool)
-        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
         if token_type_ids is not None and getattr(self.config.encoder, "type_vocab_size", 1) > 1:
-            encoder_inputs["token_type_ids"] = token_type_ids
-        outputs = self.encoder(
-            **encoder_inputs,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+            flags["token_type_ids"] = token_type_ids
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **flags)
         slot_hidden = self._pool_slots(outputs.last_hidden_state, slot_positions, slot_ends)
-        logits = self._score_slots(slot_hidden, retrieval_scores).masked_fill(
-            ~slot_mask, torch.finfo(slot_hidden.dtype).min
-        )
+        logits = self._score_slots(slot_hidden, retrieval_scores)
+        logits = logits.masked_fill(~slot_mask, torch.finfo(logits.dtype).min)
         loss = None
         if labels is not None:
             if slot_groups is None:  # one group per sequence

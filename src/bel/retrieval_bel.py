@@ -72,10 +72,20 @@ class Candidate:
 class CandidateRetriever:
     """Char n-gram TF-IDF retriever over KB names plus training aliases; build with :meth:`build`."""
 
-    def __init__(self, *, ngram_range: tuple[int, int], max_df: float | int | None = None, vocabulary: list[str],
-                 idf: np.ndarray, matrix: sp.csr_matrix,
-                 row_entity: list[str], row_name: list[str], row_preferred: np.ndarray, row_alias: np.ndarray,
-                 alias_sources: dict[int, list[str]]) -> None:
+    def __init__(
+        self,
+        *,
+        ngram_range: tuple[int, int],
+        max_df: float | int | None = None,
+        vocabulary: list[str],
+        idf: np.ndarray,
+        matrix: sp.csr_matrix,
+        row_entity: list[str],
+        row_name: list[str],
+        row_preferred: np.ndarray,
+        row_alias: np.ndarray,
+        alias_sources: dict[int, list[str]],
+    ) -> None:
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.max_df = max_df
         self.vocabulary = vocabulary
@@ -110,10 +120,16 @@ class CandidateRetriever:
         return Counter(padded[i : i + n] for n in range(low, high + 1) for i in range(len(padded) - n + 1))
 
     @classmethod
-    def build(cls, entity_ids: Sequence[str], names: Sequence[str], preferred: Sequence[bool] | None = None,
-              aliases: Sequence[tuple[str, str]] = (), alias_sources: Sequence[str | None] | None = None,
-              ngram_range: tuple[int, int] = DEFAULT_NGRAM_RANGE,
-              max_df: float | int | None = DEFAULT_MAX_DF) -> CandidateRetriever:
+    def build(
+        cls,
+        entity_ids: Sequence[str],
+        names: Sequence[str],
+        preferred: Sequence[bool] | None = None,
+        aliases: Sequence[tuple[str, str]] = (),
+        alias_sources: Sequence[str | None] | None = None,
+        ngram_range: tuple[int, int] = DEFAULT_NGRAM_RANGE,
+        max_df: float | int | None = DEFAULT_MAX_DF,
+    ) -> CandidateRetriever:
         """Index KB names (one row per distinct normalised name of each entity) and training aliases.
 
         ``preferred[i]`` marks the preferred name of its entity (default: the first name seen per entity).
@@ -135,11 +151,25 @@ class CandidateRetriever:
         probe = cls.__new__(cls)
         probe.ngram_range = ngram_range
         matrix, idf, grams = _tfidf(rows.name, probe._ngrams, max_df)
-        logger.info("indexed %d names (%d aliases) of %d entities, %d n-grams", len(rows.name), sum(rows.alias),
-                    len(set(rows.entity)), len(grams))
-        return cls(ngram_range=ngram_range, max_df=max_df, vocabulary=grams, idf=idf, matrix=matrix,
-                   row_entity=rows.entity, row_name=rows.name, row_preferred=np.array(rows.preferred, dtype=bool),
-                   row_alias=np.array(rows.alias, dtype=bool), alias_sources=rows.sorted_sources())
+        logger.info(
+            "indexed %d names (%d aliases) of %d entities, %d n-grams",
+            len(rows.name),
+            sum(rows.alias),
+            len(set(rows.entity)),
+            len(grams),
+        )
+        return cls(
+            ngram_range=ngram_range,
+            max_df=max_df,
+            vocabulary=grams,
+            idf=idf,
+            matrix=matrix,
+            row_entity=rows.entity,
+            row_name=rows.name,
+            row_preferred=np.array(rows.preferred, dtype=bool),
+            row_alias=np.array(rows.alias, dtype=bool),
+            alias_sources=rows.sorted_sources(),
+        )
 
     # ------------------------------------------------------------------ querying
     def vectorize(self, mentions: Sequence[str]) -> sp.csr_matrix:
@@ -154,13 +184,20 @@ class CandidateRetriever:
             indptr.append(len(indices))
         indices_arr = np.asarray(indices, dtype=np.int32)
         data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * self.idf[indices_arr]
-        matrix = sp.csr_matrix((data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
-                               shape=(len(mentions), len(self.vocabulary)))
+        matrix = sp.csr_matrix(
+            (data.astype(np.float32), indices_arr, np.asarray(indptr, dtype=np.int64)),
+            shape=(len(mentions), len(self.vocabulary)),
+        )
         return _l2_normalize(matrix)
 
-    def search(self, mentions: Sequence[str], top_k: int = 16, batch_size: int = 256,
-               exclude_sources: Sequence[Collection[str] | None] | None = None,
-               num_threads: int | None = None) -> list[list[Candidate]]:
+    def search(
+        self,
+        mentions: Sequence[str],
+        top_k: int = 16,
+        batch_size: int = 256,
+        exclude_sources: Sequence[Collection[str] | None] | None = None,
+        num_threads: int | None = None,
+    ) -> list[list[Candidate]]:
         """Top ``top_k`` distinct entities for each mention, best name per entity, deterministic order.
 
         ``exclude_sources[i]`` hides, for mention ``i``, alias rows all of whose sources are in that collection
@@ -212,11 +249,17 @@ class CandidateRetriever:
         if not excluded:
             return np.zeros(len(rows), dtype=bool)
         excluded = set(excluded)
-        return np.array([bool(self.row_alias[r]) and all(s in excluded for s in self.alias_sources.get(int(r), [""]))
-                         for r in rows], dtype=bool)
+        return np.array(
+            [
+                bool(self.row_alias[r]) and all(s in excluded for s in self.alias_sources.get(int(r), [""]))
+                for r in rows
+            ],
+            dtype=bool,
+        )
 
-    def _rank(self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int,
-              excluded: Collection[str] | None) -> list[Candidate]:
+    def _rank(
+        self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int, excluded: Collection[str] | None
+    ) -> list[Candidate]:
         key = exact_key(mention)
         exact_rows = np.asarray(self._exact.get(key, []) if key else [], dtype=np.int64)
         limit = max(8 * top_k, top_k + 64)  # rows, not entities: MeSH has ~9 names per entity
@@ -232,12 +275,20 @@ class CandidateRetriever:
                 pool, pool_scores = rows.astype(np.int64), row_scores
             pool = np.concatenate([pool, exact_rows])
             is_exact = np.zeros(len(pool), dtype=bool)
-            is_exact[len(pool) - len(exact_rows):] = True
+            is_exact[len(pool) - len(exact_rows) :] = True
             pool_scores = np.concatenate([np.minimum(pool_scores, 1.0), np.ones(len(exact_rows), np.float32)])
             visible = ~self._hidden(pool, excluded)
             pool, pool_scores, is_exact = pool[visible], pool_scores[visible], is_exact[visible]
-            order = np.lexsort((pool, self._row_entity_rank[pool], ~self.row_preferred[pool], self.row_alias[pool],
-                                -np.round(pool_scores.astype(np.float64), 6), ~is_exact))
+            order = np.lexsort(
+                (
+                    pool,
+                    self._row_entity_rank[pool],
+                    ~self.row_preferred[pool],
+                    self.row_alias[pool],
+                    -np.round(pool_scores.astype(np.float64), 6),
+                    ~is_exact,
+                )
+            )
             seen: set[int] = set()
             best = []
             for position, rank in zip(order.tolist(), self._row_entity_rank[pool[order]].tolist(), strict=True):
@@ -253,9 +304,16 @@ class CandidateRetriever:
         for i in best:
             row = int(pool[i])
             entity = self.row_entity[row]
-            candidates.append(Candidate(entity_id=entity, name=self.row_name[row], preferred_name=self._preferred[entity],
-                                        score=float(pool_scores[i]), exact=bool(is_exact[i]),
-                                        alias=bool(self.row_alias[row])))
+            candidates.append(
+                Candidate(
+                    entity_id=entity,
+                    name=self.row_name[row],
+                    preferred_name=self._preferred[entity],
+                    score=float(pool_scores[i]),
+                    exact=bool(is_exact[i]),
+                    alias=bool(self.row_alias[row]),
+                )
+            )
         return candidates
 
     # ------------------------------------------------------------------ accessors
@@ -282,17 +340,32 @@ class CandidateRetriever:
         """Write the index as plain files (JSON + ``.npz``) into ``directory``."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        config = {"format_version": FORMAT_VERSION, "ngram_range": list(self.ngram_range), "max_df": self.max_df,
-                  "num_rows": len(self),
-                  "num_entities": len(self._entities), "num_ngrams": len(self.vocabulary)}
+        config = {
+            "format_version": FORMAT_VERSION,
+            "ngram_range": list(self.ngram_range),
+            "max_df": self.max_df,
+            "num_rows": len(self),
+            "num_entities": len(self._entities),
+            "num_ngrams": len(self.vocabulary),
+        }
         (path / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (path / _VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
-        names = {"entity_ids": self.row_entity, "names": self.row_name,
-                 "alias_sources": {str(k): v for k, v in sorted(self.alias_sources.items())}}
+        names = {
+            "entity_ids": self.row_entity,
+            "names": self.row_name,
+            "alias_sources": {str(k): v for k, v in sorted(self.alias_sources.items())},
+        }
         (path / _NAMES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
-        np.savez(path / _ARRAYS_FILE, idf=self.idf, data=self.matrix.data, indices=self.matrix.indices,
-                 indptr=self.matrix.indptr, shape=np.asarray(self.matrix.shape, dtype=np.int64),
-                 preferred=self.row_preferred, alias=self.row_alias)
+        np.savez(
+            path / _ARRAYS_FILE,
+            idf=self.idf,
+            data=self.matrix.data,
+            indices=self.matrix.indices,
+            indptr=self.matrix.indptr,
+            shape=np.asarray(self.matrix.shape, dtype=np.int64),
+            preferred=self.row_preferred,
+            alias=self.row_alias,
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> CandidateRetriever:
@@ -304,12 +377,21 @@ class CandidateRetriever:
         vocabulary = json.loads((path / _VOCAB_FILE).read_text(encoding="utf-8"))
         names = json.loads((path / _NAMES_FILE).read_text(encoding="utf-8"))
         with np.load(path / _ARRAYS_FILE, allow_pickle=False) as arrays:
-            matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                   shape=tuple(int(x) for x in arrays["shape"]))
-            return cls(ngram_range=tuple(config["ngram_range"]), max_df=config.get("max_df"), vocabulary=vocabulary, idf=arrays["idf"],
-                       matrix=matrix, row_entity=names["entity_ids"], row_name=names["names"],
-                       row_preferred=arrays["preferred"], row_alias=arrays["alias"],
-                       alias_sources={int(k): v for k, v in names["alias_sources"].items()})
+            matrix = sp.csr_matrix(
+                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(int(x) for x in arrays["shape"])
+            )
+            return cls(
+                ngram_range=tuple(config["ngram_range"]),
+                max_df=config.get("max_df"),
+                vocabulary=vocabulary,
+                idf=arrays["idf"],
+                matrix=matrix,
+                row_entity=names["entity_ids"],
+                row_name=names["names"],
+                row_preferred=arrays["preferred"],
+                row_alias=arrays["alias"],
+                alias_sources={int(k): v for k, v in names["alias_sources"].items()},
+            )
 
 
 class _IndexRows:
@@ -383,8 +465,10 @@ def find_retriever_files(name_or_path: str | os.PathLike, revision: str | None =
         return local
     from transformers.utils import cached_file
 
-    paths = [cached_file(str(name_or_path), f"{RETRIEVER_DIR}/{name}", revision=revision, **hub_kwargs)
-             for name in RETRIEVER_FILES]
+    paths = [
+        cached_file(str(name_or_path), f"{RETRIEVER_DIR}/{name}", revision=revision, **hub_kwargs)
+        for name in RETRIEVER_FILES
+    ]
     return Path(paths[0]).parent
 
 
@@ -420,8 +504,7 @@ _LOOK_BACK = 400  # characters before "(" searched for a long form: far more tha
 
 def _is_short_form(text: str) -> bool:
     # an upper-case letter keeps ordinary words ("the (tumour environment)") from being taken as short forms
-    return (2 <= len(text) <= 10 and len(text.split()) <= 2 and text[0].isalnum()
-            and any(c.isupper() for c in text))
+    return 2 <= len(text) <= 10 and len(text.split()) <= 2 and text[0].isalnum() and any(c.isupper() for c in text)
 
 
 def _best_long_form(short: str, long: str) -> str | None:

@@ -237,3 +237,12 @@ __all__ = [
     "save_detector",
     "save_linker",
 ]
+
+
+if __name__ == "__main__":  # python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "attach-detector":
+        sys.exit("usage: python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR")
+    check_saved_linker(sys.argv[3])
+    print(save_detector(sys.argv[3], MentionDetector.from_pretrained(sys.argv[2])))

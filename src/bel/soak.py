@@ -8,7 +8,32 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WORDS = ["patients", "with", "the", "of", "and", "in", "was", "were", "a", "study", "cohort", "treatment", "showed", "increased", "risk", "reported", "clinical", "analysis", "group", "years", "associated", "significant", "levels", "response"]
+WORDS = [
+    "patients",
+    "with",
+    "the",
+    "of",
+    "and",
+    "in",
+    "was",
+    "were",
+    "a",
+    "study",
+    "cohort",
+    "treatment",
+    "showed",
+    "increased",
+    "risk",
+    "reported",
+    "clinical",
+    "analysis",
+    "group",
+    "years",
+    "associated",
+    "significant",
+    "levels",
+    "response",
+]
 
 
 def write_abstracts(path: Path, count: int, names: list[str], seed: int = 0, sentences: int = 8) -> Path:

@@ -33,24 +33,57 @@ KB_NAMES = {"medic": "MEDIC", "mesh": "MeSH"}
 
 @dataclass
 class TrainConfig:
-    """Options of :func:`train` (the CLI flags are the field names with dashes)."""
+    """Options of :func:`train` (the CLI flags are the field names with dashes, their help the fields' ``help``)."""
 
-    dataset: str | None = None
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "ncbi-disease, bc5cdr-disease or bc5cdr-chemical (read from --data-dir / BEL_DATA_DIR)"},
+    )
     data_dir: str | None = None
     train_file: str | None = None
     dev_file: str | None = None
     kb_file: str | None = None
-    encoder: str | None = None
-    init_from: str | None = None
+    encoder: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local directory of a BERT-family encoder (default: bundled all-MiniLM-L6-v2)"},
+    )
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "a saved bel model directory to continue training from (fresh optimizer and schedule)"},
+    )
     output_dir: str = "runs/train"
     mode: str = "sentence"
     template: str = "compact"
     num_candidates: int = 16
     loss: str = "listwise"
-    use_retrieval_score: bool = True
-    retrieval_score_init: float = 10.0
-    slot_pooling: str = "span"
-    attention_dropout: float = 0.0
+    use_retrieval_score: bool = field(
+        default=True,
+        metadata={
+            "help": "feed the retriever's score to the scorer as a learned input, so reranking starts "
+            "from the retriever's ranking (default: on)"
+        },
+    )
+    retrieval_score_init: float = field(
+        default=10.0,
+        metadata={
+            "help": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
+            "values start at the retriever's ranking but leave the scorer little to learn"
+        },
+    )
+    slot_pooling: str = field(
+        default="span",
+        metadata={
+            "help": "span (mean of [MASK] + candidate name; learns much faster) or mask (the paper's [MASK] state)"
+        },
+    )
+    attention_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "dropout on the encoder's attention probabilities while training (default 0: with dropout "
+            "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
+            "token of long packed sequences); negative keeps the encoder's"
+        },
+    )
     context_length: int = 64
     max_sequence_length: int = 512
     learning_rate: float = 5e-5
@@ -60,25 +93,42 @@ class TrainConfig:
     scheduler: str = "linear"
     epochs: int = 3
     max_steps: int | None = None
-    batch_size: int = 4096
+    batch_size: int = field(
+        default=4096, metadata={"help": "padded tokens per batch per process (a token budget, not a sequence count)"}
+    )
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     seed: int = 42
-    checkpoint_every: int = 0
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "save a resumable checkpoint every N optimizer steps (0: never)"}
+    )
     keep_checkpoints: int = 2
-    resume_from_checkpoint: str | None = None
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "a checkpoint directory, or `latest` (newest complete one in --output-dir)"}
+    )
     early_stopping_patience: int | None = None
     max_train_documents: int | None = None
     eval_max_documents: int | None = None
     eval_max_tokens: int = 2048
-    push_to_hub: str | None = None
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id to upload the best checkpoint to"})
     log_every: int = 10
-    stop_after_step: int | None = None
-    stage: str = "linker"
+    stop_after_step: int | None = field(
+        default=None, metadata={"help": "debug: exit hard (os._exit) right after the checkpoint at this step"}
+    )
+    stage: str = field(
+        default="linker",
+        metadata={
+            "help": "what to train: linker (the reranker, default), detector (the mention detector alone) or both (the "
+            "reranker, then the detector saved inside OUTPUT/best/detector)"
+        },
+    )
     detector_epochs: int = 4
-    detector_learning_rate: float = 5e-5
-    detector_batch_size: int = 8
-    attach_to: str | None = None
+    detector_learning_rate: float = 1e-4
+    detector_batch_size: int = field(default=8, metadata={"help": "windows per detector training step"})
+    attach_to: str | None = field(
+        default=None,
+        metadata={"help": "with --stage detector: a saved linker directory that receives the trained detector"},
+    )
 
     def validate(self) -> None:
         if self.stage not in STAGES:
@@ -499,6 +549,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
     from bel.detection_bel import MentionDetector
     from bel.detector_training import DetectorSettings, train_detector
     from bel.examples import load_documents
+    from bel.retrieval_bel import has_retriever
     from bel.saving import save_detector
 
     train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
@@ -519,6 +570,11 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
     )
     directory = train_detector(settings, train_docs, dev_docs[: config.eval_max_documents or None])
     if attach_to:
+        if not has_retriever(attach_to):
+            raise FileNotFoundError(
+                f"--attach-to {attach_to} is not a saved linker (no retriever/); the detector is "
+                f"in {directory}: train the linker first, then attach it with --attach-to."
+            )
         save_detector(attach_to, MentionDetector.from_pretrained(directory))
         logger.info("attached the detector to %s", attach_to)
     return directory
@@ -635,41 +691,15 @@ def _push(directory: Path, repo_id: str) -> None:
 def add_train_arguments(parser) -> None:
     """The training options, shared by ``train.py`` and ``bel train``."""
     defaults = TrainConfig()
-    helps = {
-        "dataset": "ncbi-disease, bc5cdr-disease or bc5cdr-chemical (read from --data-dir / BEL_DATA_DIR)",
-        "encoder": "Hub id or local directory of a BERT-family encoder (default: bundled all-MiniLM-L6-v2)",
-        "batch_size": "padded tokens per batch per process (a token budget, not a sequence count)",
-        "resume_from_checkpoint": "a checkpoint directory, or `latest` (newest complete one in --output-dir)",
-        "checkpoint_every": "save a resumable checkpoint every N optimizer steps (0: never)",
-        "stop_after_step": "debug: exit hard (os._exit) right after the checkpoint at this step",
-        "push_to_hub": "Hub repo id to upload the best checkpoint to",
-        "init_from": "a saved bel model directory to continue training from (fresh optimizer and schedule)",
-        "slot_pooling": "span (mean of [MASK] + candidate name; learns much faster) or mask (the paper's [MASK] state)",
-        "attention_dropout": "dropout on the encoder's attention probabilities while training (default 0: with dropout "
-        "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
-        "token of long packed sequences); negative keeps the encoder's",
-        "use_retrieval_score": "feed the retriever's score to the scorer as a learned input, so reranking starts "
-        "from the retriever's ranking (default: on)",
-        "stage": "what to train: linker (the reranker, default), detector (the mention detector alone) or both (the "
-        "reranker, then the detector saved inside OUTPUT/best/detector)",
-        "attach_to": "with --stage detector: a saved linker directory that receives the trained detector",
-        "detector_batch_size": "windows per detector training step",
-        "retrieval_score_init": "initial (learned) weight of the retriever's score with --use-retrieval-score; large "
-        "values start at the retriever's ranking but leave the scorer little to learn",
-    }
     for option in fields(TrainConfig):
         flag = "--" + option.name.replace("_", "-")
         default = getattr(defaults, option.name)
+        text = option.metadata.get("help", f"default: {default}")
         if option.type == "bool":
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=default,
-                help=helps.get(option.name, f"default: {default}"),
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
         kind = {"int": int, "float": float}.get(option.type.replace(" | None", ""), str)
-        parser.add_argument(flag, type=kind, default=default, help=helps.get(option.name, f"default: {default}"))
+        parser.add_argument(flag, type=kind, default=default, help=text)
 
 
 def config_from_args(args) -> TrainConfig:

@@ -18,6 +18,17 @@ COUNTS = (  # positive integer options: flag, default, help
     ("--max-tokens", 16384, "padded-token budget of packed modes when --packed-sweep is empty (default: 16384)"),
     ("--threads", None, "torch threads (default: torch's choice)"),
 )
+# parameters of bel.benchmark.run_benchmark given by the option of the same name
+BENCHMARK_OPTIONS = ("modes", "templates", "repeats", "max_tokens", "pair_sweep", "packed_sweep")
+SWEEPS = (  # token-budget list options: flag, nargs, help
+    ("--pair-sweep", "+", f"token budgets tried for the pair baseline (default: {' '.join(map(str, SWEEP))})"),
+    (
+        "--packed-sweep",
+        "*",
+        "token budgets tried for each packed mode (default: the pair baseline's sweep; pass it empty to use "
+        "--max-tokens)",
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,26 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_encoder_argument(parser)
     options.add_num_candidates_argument(parser, default=16)
     options.add_mode_list_arguments(parser)
-    for flag, default, text in COUNTS:
-        parser.add_argument(flag, type=options.positive_int, default=default, metavar="N", help=text)
-    sweep = " ".join(map(str, SWEEP))
-    parser.add_argument(
-        "--pair-sweep",
-        type=options.positive_int,
-        nargs="+",
-        default=list(SWEEP),
-        metavar="N",
-        help=f"token budgets tried for the pair baseline (default: {sweep})",
-    )
-    parser.add_argument(
-        "--packed-sweep",
-        type=options.positive_int,
-        nargs="*",
-        default=list(SWEEP),
-        metavar="N",
-        help="token budgets tried for each packed mode (default: the pair baseline's sweep; pass it "
-        "empty to use --max-tokens)",
-    )
+    options.add_count_arguments(parser, COUNTS)
+    for flag, nargs, text in SWEEPS:
+        parser.add_argument(flag, type=options.positive_int, nargs=nargs, default=list(SWEEP), metavar="N", help=text)
     parser.add_argument(
         "--attention-dropout",
         type=float,
@@ -53,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="encoder attention dropout in the timed training passes (default 0, as `bel train`)",
     )
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
-    options.add_json_output_argument(parser)
+    options.add_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     from bel import BelForMultiCandidateLinking, BelTokenizer
     from bel.benchmark import run_benchmark
-    from bel.saving import load_components
     from bel.encoders import default_encoder, set_attention_dropout
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
+    from bel.saving import load_components
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,14 +82,9 @@ def run(args: argparse.Namespace) -> int:
         model,
         tokenizer,
         inputs,
-        modes=args.modes,
-        templates=args.templates,
-        repeats=args.repeats,
-        max_tokens=args.max_tokens,
-        pair_sweep=args.pair_sweep,
         train_inputs=inputs[: args.train_documents],
         cross_encoder=None if args.no_cross_encoder or args.model else encoder,
-        packed_sweep=args.packed_sweep,
+        **{name: getattr(args, name) for name in BENCHMARK_OPTIONS},
     )
     result["settings"].update(
         {

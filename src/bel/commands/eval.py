@@ -17,43 +17,31 @@ from bel.commands import options, write_json_result
 
 logger = logging.getLogger(__name__)
 
+COUNTS = (  # positive integer options: flag, default, help
+    ("--max-documents", None, "evaluate the first N documents only (default: all)"),
+    ("--max-tokens", 2048, "padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)"),
+)
+FLAGS = (  # on/off options: flag, help
+    ("--retriever-only", "rank by the retriever alone (no model; 16 candidates unless --num-candidates)"),
+    ("--no-abbreviations", "query the retriever with mentions as written (default: expand defined short forms)"),
+    (
+        "--end-to-end",
+        "also link each document's raw text with the MODEL's pipeline (mentions detected, not given) and score "
+        "detection and linking against the gold mentions (key end_to_end of the JSON)",
+    ),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="saved bel checkpoint directory (omit with --retriever-only)")
     options.add_data_arguments(parser)
     options.add_packing_arguments(parser)
     options.add_num_candidates_argument(parser)
-    parser.add_argument(
-        "--max-documents",
-        type=options.positive_int,
-        metavar="N",
-        help="evaluate the first N documents only (default: all)",
-    )
-    parser.add_argument(
-        "--max-tokens",
-        type=options.positive_int,
-        default=2048,
-        metavar="N",
-        help="padded tokens per inference batch (default: 2048, the fastest of `bel bench`'s sweep)",
-    )
-    parser.add_argument(
-        "--retriever-only",
-        action="store_true",
-        help="rank by the retriever alone (no model; 16 candidates unless --num-candidates)",
-    )
-    parser.add_argument(
-        "--no-abbreviations",
-        action="store_true",
-        help="query the retriever with mentions as written (default: expand defined short forms)",
-    )
-    parser.add_argument(
-        "--end-to-end",
-        action="store_true",
-        help="also link each document's raw text with the MODEL's pipeline (mentions detected, not given) and score "
-        "detection and linking against the gold mentions (key end_to_end of the JSON)",
-    )
+    options.add_count_arguments(parser, COUNTS)
+    for flag, text in FLAGS:
+        parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
-    options.add_json_output_argument(parser)
+    options.add_output_argument(parser)
     parser.add_argument(
         "--predictions",
         metavar="FILE.jsonl",

@@ -16,6 +16,8 @@ from pathlib import Path
 from bel.commands import options
 
 logger = logging.getLogger(__name__)
+# fields of bel.linking.LinkSettings given by the option of the same name
+SETTINGS_FROM_OPTIONS = ("batch_size", "top_k", "txt_mode", "detect_mentions", "detector")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("model", help="checkpoint directory (saved with bel.save_linker) or Hub repo id")
     parser.add_argument("input", help="input file (.txt, .pubtator, BioC .xml/.json, .jsonl)")
-    options.add_documents_output_argument(parser)
+    options.add_output_argument(parser, "documents")
     parser.add_argument("--input-format", choices=INPUT_FORMATS, default=None, help="default: from the extension")
     parser.add_argument(
         "--output-format",
@@ -31,19 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="default: from the output extension (jsonl when unknown)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=options.positive_int,
-        default=8,
-        metavar="N",
-        help="documents linked per batch (default: 8)",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=options.non_negative_int,
-        default=5,
+    options.add_count_arguments(parser, [("--batch-size", 8, "documents linked per batch (default: 8)")])
+    options.add_count_arguments(
+        parser,
+        [("--top-k", 5, "candidates kept per mention in JSONL output (default: 5)")],
+        kind=options.non_negative_int,
         metavar="K",
-        help="candidates kept per mention in JSONL output (default: 5)",
     )
     parser.add_argument(
         "--txt-mode",
@@ -96,11 +91,7 @@ def run(args: argparse.Namespace) -> int:
             output=output,
             input_format=input_format,
             output_format=output_format,
-            batch_size=args.batch_size,
-            top_k=args.top_k,
-            txt_mode=args.txt_mode,
-            detect_mentions=args.detect_mentions,
-            detector=args.detector,
+            **{name: getattr(args, name) for name in SETTINGS_FROM_OPTIONS},
         )
         output.parent.mkdir(parents=True, exist_ok=True)
         if world > 1:

@@ -104,20 +104,14 @@ def add_packing_arguments(
     parser: argparse.ArgumentParser, *, mode: str | None = None, template: str | None = None
 ) -> None:
     """`--mode` and `--template`; a None default means the checkpoint's own."""
-    parser.add_argument(
-        "--mode",
-        default=mode,
-        choices=PACKING_MODES,
-        metavar="MODE",
-        help=f"packing mode: {', '.join(PACKING_MODES)} (default: {_default(mode)})",
-    )
-    parser.add_argument(
-        "--template",
-        default=template,
-        choices=TEMPLATES,
-        metavar="TEMPLATE",
-        help=f"packing template: {', '.join(TEMPLATES)} (default: {_default(template)})",
-    )
+    for name, choices, default in (("mode", PACKING_MODES, mode), ("template", TEMPLATES, template)):
+        parser.add_argument(
+            f"--{name}",
+            default=default,
+            choices=choices,
+            metavar=name.upper(),
+            help=f"packing {name}: {', '.join(choices)} (default: {_default(default)})",
+        )
 
 
 def add_num_candidates_argument(parser: argparse.ArgumentParser, *, default: int | None = None) -> None:
@@ -137,24 +131,28 @@ def _default(value) -> str:
 
 def add_mode_list_arguments(parser: argparse.ArgumentParser) -> None:
     """`--modes` and `--templates`: space- or comma-separated lists, checked while parsing."""
-    parser.add_argument(
-        "--modes",
-        type=choice_list(PACKING_MODES),
-        nargs="+",
-        action=FlattenAction,
-        default=list(PACKING_MODES),
-        metavar="MODE",
-        help=f"packing modes timed, space- or comma-separated (default: all: {','.join(PACKING_MODES)})",
-    )
-    parser.add_argument(
-        "--templates",
-        type=choice_list(TEMPLATES),
-        nargs="+",
-        action=FlattenAction,
-        default=list(TEMPLATES),
-        metavar="TEMPLATE",
-        help=f"packing templates timed, space- or comma-separated (default: all: {','.join(TEMPLATES)})",
-    )
+    for name, choices in (("modes", PACKING_MODES), ("templates", TEMPLATES)):
+        parser.add_argument(
+            f"--{name}",
+            type=choice_list(choices),
+            nargs="+",
+            action=FlattenAction,
+            default=list(choices),
+            metavar=name.removesuffix("s").upper(),
+            help=f"packing {name} timed, space- or comma-separated (default: all: {','.join(choices)})",
+        )
+
+
+def add_count_arguments(
+    parser: argparse.ArgumentParser,
+    counts: Sequence[tuple[str, int | None, str]],
+    *,
+    kind: Callable[[str], int] = positive_int,
+    metavar: str = "N",
+) -> None:
+    """Integer options from a table of `(flag, default, help)`, each parsed by `kind` (positive integers by default)."""
+    for flag, default, text in counts:
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
 
 
 DETECTORS = ("auto", "model", "dictionary")
@@ -172,17 +170,16 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_json_output_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", metavar="FILE.json", help="write the JSON result here (default: stdout)")
+OUTPUTS = {  # what a command writes to --output: required, metavar, help
+    "json": (False, "FILE.json", "write the JSON result here (default: stdout)"),
+    "documents": (True, "FILE", "output file of the linked documents; written atomically when every document is done"),
+}
 
 
-def add_documents_output_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--output",
-        required=True,
-        metavar="FILE",
-        help="output file of the linked documents; written atomically when every document is done",
-    )
+def add_output_argument(parser: argparse.ArgumentParser, result: str = "json") -> None:
+    """`--output` of a command writing `result`, a key of OUTPUTS (a JSON result by default)."""
+    required, metavar, text = OUTPUTS[result]
+    parser.add_argument("--output", required=required, metavar=metavar, help=text)
 
 
 # The options of `bel train` are declared by bel.training.add_train_arguments (shared with `train.py`); these are the

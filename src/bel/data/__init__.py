@@ -8,7 +8,18 @@ from bel.data.jsonl import read_jsonl, write_jsonl
 from bel.data.pubtator import PubTatorFormatError, iter_pubtator, read_pubtator, write_pubtator
 
 __all__ = [
-    "DATASETS", "Document", "Mention", "Passage", "PubTatorFormatError", "Relation", "data_dir",
-    "iter_pubtator", "load_corpus", "load_kb", "read_jsonl", "read_pubtator", "write_jsonl",
+    "DATASETS",
+    "Document",
+    "Mention",
+    "Passage",
+    "PubTatorFormatError",
+    "Relation",
+    "data_dir",
+    "iter_pubtator",
+    "load_corpus",
+    "load_kb",
+    "read_jsonl",
+    "read_pubtator",
+    "write_jsonl",
     "write_pubtator",
 ]

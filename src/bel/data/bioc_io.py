@@ -47,12 +47,22 @@ def _document(bioc_doc: bioc.BioCDocument, source: str) -> Document:
         end = max(loc.offset + loc.length for loc in annotation.locations)
         mention_text = annotation.text if annotation.text is not None else text[start:end]
         if text[start:end] != mention_text:
-            raise BioCFormatError(f"{source}: document {doc.id}: annotation {annotation.id} text {mention_text!r} "
-                                  f"does not match the text at {start}-{end} ({text[start:end]!r})")
+            raise BioCFormatError(
+                f"{source}: document {doc.id}: annotation {annotation.id} text {mention_text!r} "
+                f"does not match the text at {start}-{end} ({text[start:end]!r})"
+            )
         identifier = annotation.infons.get("identifier") or annotation.infons.get("Identifier")
         ids, composite = _ids(identifier)
-        doc.mentions.append(Mention(start=start, end=end, text=mention_text, type=annotation.infons.get("type"),
-                                    ids=ids, composite=composite))
+        doc.mentions.append(
+            Mention(
+                start=start,
+                end=end,
+                text=mention_text,
+                type=annotation.infons.get("type"),
+                ids=ids,
+                composite=composite,
+            )
+        )
     doc.mentions.sort(key=lambda m: (m.start, m.end))
     return doc
 

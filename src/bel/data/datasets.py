@@ -26,10 +26,16 @@ SPLITS = ("train", "dev", "test")
 DATA_DIR_ENV = "BEL_DATA_DIR"
 
 _CORPUS_FILES = {
-    "ncbi-disease": {"train": "ncbi_disease/NCBItrainset_corpus.txt", "dev": "ncbi_disease/NCBIdevelopset_corpus.txt",
-                     "test": "ncbi_disease/NCBItestset_corpus.txt"},
-    "bc5cdr": {"train": "bc5cdr/CDR_TrainingSet.PubTator.txt", "dev": "bc5cdr/CDR_DevelopmentSet.PubTator.txt",
-               "test": "bc5cdr/CDR_TestSet.PubTator.txt"},
+    "ncbi-disease": {
+        "train": "ncbi_disease/NCBItrainset_corpus.txt",
+        "dev": "ncbi_disease/NCBIdevelopset_corpus.txt",
+        "test": "ncbi_disease/NCBItestset_corpus.txt",
+    },
+    "bc5cdr": {
+        "train": "bc5cdr/CDR_TrainingSet.PubTator.txt",
+        "dev": "bc5cdr/CDR_DevelopmentSet.PubTator.txt",
+        "test": "bc5cdr/CDR_TestSet.PubTator.txt",
+    },
 }
 _MENTION_TYPE = {"bc5cdr-disease": "Disease", "bc5cdr-chemical": "Chemical"}
 KB_FILES = {"medic": "ncbi_disease/medic_06Jul2012.txt", "mesh": "mesh/mesh2024_descriptors.txt.gz"}
@@ -63,8 +69,9 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     path = _default_data_dir()
     if path.is_dir():
         return path
-    raise FileNotFoundError(f"no data directory: pass --data-dir (data_dir=...) or set ${DATA_DIR_ENV}; "
-                            f"the default {path} does not exist")
+    raise FileNotFoundError(
+        f"no data directory: pass --data-dir (data_dir=...) or set ${DATA_DIR_ENV}; the default {path} does not exist"
+    )
 
 
 def _check(name: str, split: str | None = None) -> None:

@@ -31,15 +31,22 @@ def _mention(record: dict, text: str, where: str) -> Mention:
     if isinstance(ids, str):
         ids = [ids]
     ids = tuple(normalize_id(i) for i in ids if i and i != "-1")
-    return Mention(start=start, end=end, text=mention_text, type=record.get("type"), ids=ids,
-                   composite=bool(record.get("composite", len(ids) > 1)))
+    return Mention(
+        start=start,
+        end=end,
+        text=mention_text,
+        type=record.get("type"),
+        ids=ids,
+        composite=bool(record.get("composite", len(ids) > 1)),
+    )
 
 
 def parse_document(record: dict, where: str, default_id: str) -> Document:
     """Build a :class:`Document` from a full-form or simple-form JSON object."""
     if "passages" in record:
-        passages = [Passage(type=p.get("type", "text"), offset=int(p["offset"]), text=p["text"])
-                    for p in record["passages"]]
+        passages = [
+            Passage(type=p.get("type", "text"), offset=int(p["offset"]), text=p["text"]) for p in record["passages"]
+        ]
     elif "text" in record:
         passages = [Passage(type="text", offset=0, text=record["text"])]
     else:
@@ -55,8 +62,9 @@ def document_to_json(doc: Document) -> dict:
     return {
         "id": doc.id,
         "passages": [{"type": p.type, "offset": p.offset, "text": p.text} for p in doc.passages],
-        "mentions": [{"start": m.start, "end": m.end, "text": m.text, "type": m.type, "ids": list(m.ids)}
-                     for m in doc.mentions],
+        "mentions": [
+            {"start": m.start, "end": m.end, "text": m.text, "type": m.type, "ids": list(m.ids)} for m in doc.mentions
+        ],
     }
 
 

@@ -86,8 +86,16 @@ def _parse_mention(fields: list[str], source: str, line_no: int) -> Mention:
     mention_type = fields[4] if len(fields) > 4 else None
     raw_ids = fields[5] if len(fields) > 5 else None
     ids, composite = parse_id_field(raw_ids) if raw_ids is not None else ((), False)
-    return Mention(start=start, end=end, text=fields[3], type=mention_type, ids=ids, composite=composite,
-                   extra=tuple(fields[6:]), raw_ids=raw_ids)
+    return Mention(
+        start=start,
+        end=end,
+        text=fields[3],
+        type=mention_type,
+        ids=ids,
+        composite=composite,
+        extra=tuple(fields[6:]),
+        raw_ids=raw_ids,
+    )
 
 
 def iter_pubtator(path: str | os.PathLike) -> Iterator[Document]:
@@ -116,7 +124,9 @@ def iter_pubtator(path: str | os.PathLike) -> Iterator[Document]:
                 continue
             fields = line.split("\t")
             if len(fields) < 3:
-                raise PubTatorFormatError(f"{source}:{line_no}: neither a passage line nor an annotation line: {line!r}")
+                raise PubTatorFormatError(
+                    f"{source}:{line_no}: neither a passage line nor an annotation line: {line!r}"
+                )
             if builder is None or fields[0] != builder.doc.id or blank_run:
                 raise PubTatorFormatError(
                     f"{source}:{line_no}: annotation for document {fields[0]!r} outside that document's block"
