@@ -178,11 +178,46 @@ def retriever_speed_table() -> str:
     )
 
 
+END_TO_END = (("NCBI Disease", "ncbi-end-to-end"), ("BC5CDR (one checkpoint)", "bc5cdr-end-to-end"))
+
+
+def _prf(scores: dict) -> str:
+    return f"{_pct(scores['precision'])} / {_pct(scores['recall'])} / {_pct(scores['f1'])}"
+
+
+def end_to_end_table() -> str:
+    """Raw-text detection and linking (strict P / R / F1) per dataset, detector and entity type."""
+    lines = [
+        "| test split | detector | type | mentions, strict P / R / F1 | overlap F1 | linking, strict P / R / F1 "
+        "| linking, gold in KB, F1 | gold-span Acc@1 | documents/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, run in END_TO_END:
+        for detector in ("model", "dictionary"):
+            record = load(run, f"eval_{detector}.json")
+            e2e = record["end_to_end"]
+            detection, linking, in_kb = e2e["detection"], e2e["linking"], e2e["linking_in_kb"]
+            rows = [("all", detection["strict"], detection["overlap"], linking, in_kb, _pct(record["acc@1"]))]
+            for kind in sorted(detection["per_type"]) if detector == "model" else []:
+                typed = detection["per_type"][kind]
+                rows.append(
+                    (kind, typed["strict"], typed["overlap"], linking["per_type"][kind], in_kb["per_type"][kind], "")
+                )
+            for kind, strict, overlap, linked, linked_in_kb, acc in rows:
+                lines.append(
+                    f"| {label} | {detector} | {kind} | {_prf(strict)} | {_pct(overlap['f1'])} | {_prf(linked)} "
+                    f"| {_pct(linked_in_kb['f1'])} | {acc} | {e2e['documents_per_second']:.2f} |"
+                )
+    return "\n".join(lines)
+
+
 def tables() -> dict[str, str]:
     out = {name: mode_table(spec) for name, spec in MODE_TABLES.items()}
     out["ncbi-runs"] = ncbi_runs_table()
     out["retriever-recall"] = recall_table()
     out["retriever-speed"] = retriever_speed_table()
+    if all((RUNS / run / "eval_model.json").is_file() for _, run in END_TO_END):
+        out["end-to-end"] = end_to_end_table()
     return out
 
 
