@@ -24,6 +24,7 @@ EXPECTED_FILES = CHECKPOINT_FILES | {
     "inputs_bel.py",
     "matching_bel.py",
     "sentences_bel.py",
+    "detection_bel.py",
     "retriever/retriever_config.json",
     "retriever/retriever_names.json",
     "retriever/retriever_vocab.json",
