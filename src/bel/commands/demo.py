@@ -1,7 +1,7 @@
 """`bel demo`: train (or reuse) a small MiniLM linker and mention detector on NCBI Disease, then link an example.
 
-Budget: a few minutes on 2 CPU cores (a subset of the training documents, one reranker epoch, 8 candidates, four
-detector epochs). The full
+Budget: a few minutes on 2 CPU cores (the reranker: 60 training documents, one epoch, 8 candidates; the mention
+detector: 150 training documents, three epochs). The full
 pipeline directory is left in `--output-dir/linker`; rerunning reuses it.
 """
 
@@ -23,6 +23,8 @@ EXAMPLE = (
 COUNTS = (  # positive integer options: flag, default, help
     ("--max-train-documents", 60, "training documents (default: 60)"),
     ("--epochs", 1, "training epochs (default: 1)"),
+    ("--detector-train-documents", 150, "training documents of the mention detector (default: 150)"),
+    ("--detector-epochs", 3, "mention detector epochs (default: 3)"),
 )
 
 
@@ -72,23 +74,27 @@ def run(args: argparse.Namespace) -> int:
         from bel.training import TrainConfig, train
 
         started = time.perf_counter()
+        common = {"dataset": args.dataset, "data_dir": args.data_dir, "encoder": args.encoder, "eval_max_documents": 30}
         config = TrainConfig(
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            encoder=args.encoder,
+            **common,
             mode=args.mode,
             template=args.template,
             num_candidates=args.num_candidates,
             epochs=args.epochs,
             max_train_documents=args.max_train_documents,
-            eval_max_documents=30,
             use_retrieval_score=not args.no_retrieval_score,
             output_dir=str(output_dir / "training"),
-            stage="both",
-            detector_epochs=4,
-            detector_learning_rate=1e-4,
         )
         best = train(config)
+        detector = TrainConfig(
+            **common,
+            stage="detector",
+            max_train_documents=args.detector_train_documents,
+            detector_epochs=args.detector_epochs,
+            output_dir=str(output_dir / "training"),
+            attach_to=str(best),
+        )
+        train(detector)
         checkpoint = output_dir / "linker"
         if checkpoint.exists():
             shutil.rmtree(checkpoint)
