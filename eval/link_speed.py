@@ -48,25 +48,36 @@ def time_link(linker, path: Path, detector: str, workdir: Path) -> tuple[float, 
     return seconds, len(records), sum(len(r["mentions"]) for r in records)
 
 
+def first_documents(path: Path, count: int, workdir: Path) -> Path:
+    """A PubTator copy of the first `count` documents of `path` (blank-line separated)."""
+    blocks = path.read_text(encoding="utf-8").strip().split("\n\n")[:count]
+    subset = workdir / path.name
+    subset.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+    return subset
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="saved linker directory (with detector/)")
     parser.add_argument("input", type=Path, help="PubTator file; its mentions are ignored (raw text)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-documents", type=int, help="link only the first N documents (a temporary copy)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     linker = load_linker(args.model)
     result = {
         "manifest": run_manifest(sys.argv),
-        "model": args.model,
+        "checkpoint": args.model,
         "input": args.input.name,
         "threads": args.threads,
     }
     result["warm_up_seconds"] = {name: warm_up(linker, args.input, name) for name in DETECTORS}
     runs: dict[str, list] = {name: [] for name in DETECTORS}
     with tempfile.TemporaryDirectory() as workdir:
+        if args.max_documents:
+            args.input = first_documents(args.input, args.max_documents, Path(workdir))
         for _ in range(args.repeats):
             for name in DETECTORS:
                 runs[name].append(time_link(linker, args.input, name, Path(workdir)))
