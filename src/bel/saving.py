@@ -84,6 +84,12 @@ def save_detector(directory: str | os.PathLike, detector: MentionDetector) -> Pa
     return detector.save_pretrained(target)
 
 
+def attach_detector(linker: str | os.PathLike, detector: str | os.PathLike) -> Path:
+    """Put the detector saved in `detector` into the saved linker `linker` (refused when `linker` is not one)."""
+    check_saved_linker(linker)
+    return save_detector(linker, MentionDetector.from_pretrained(detector))
+
+
 def check_safe_checkpoint(directory: str | os.PathLike) -> None:
     """Refuse a local checkpoint whose weights exist only as a pickle (`pytorch_model.bin` and friends)."""
     path = Path(directory)
@@ -228,6 +234,7 @@ def push_to_hub(
 
 __all__ = [
     "LinkerCardData",
+    "attach_detector",
     "check_safe_checkpoint",
     "check_saved_linker",
     "load_components",
@@ -244,5 +251,4 @@ if __name__ == "__main__":  # python -m bel.saving attach-detector DETECTOR_DIR 
 
     if len(sys.argv) != 4 or sys.argv[1] != "attach-detector":
         sys.exit("usage: python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR")
-    check_saved_linker(sys.argv[3])
-    print(save_detector(sys.argv[3], MentionDetector.from_pretrained(sys.argv[2])))
+    print(attach_detector(sys.argv[3], sys.argv[2]))

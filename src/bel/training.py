@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 STAGES = ("linker", "detector", "both")
+PACKING_SETTINGS = ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length")
+"""Settings a run may change on an `--init-from` model; the rest of `MODEL_SETTINGS` is fixed by its weights."""
+MODEL_SETTINGS = (*PACKING_SETTINGS, "use_retrieval_score", "retrieval_score_init", "slot_pooling")
 
 KB_NAMES = {"medic": "MEDIC", "mesh": "MeSH"}
 
@@ -141,16 +144,23 @@ class TrainConfig:
             raise ValueError("--epochs must be >= 1 (or pass --max-steps).")
 
 
-def _data(config: TrainConfig, log):
-    from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
+def _corpus(config: TrainConfig) -> tuple[list, list, list]:
+    """All training documents, the run's share of them (`--max-train-documents`) and the dev documents it scores."""
+    from bel.examples import load_documents
 
     all_train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
     train_docs = all_train_docs[: config.max_train_documents] if config.max_train_documents else all_train_docs
     dev_docs = []
     if config.dev_file or config.dataset:
         dev_docs = load_documents(config.dataset, "dev", config.data_dir, config.dev_file)
-        if config.eval_max_documents:
-            dev_docs = dev_docs[: config.eval_max_documents]
+        dev_docs = dev_docs[: config.eval_max_documents or None]
+    return all_train_docs, train_docs, dev_docs
+
+
+def _data(config: TrainConfig, log):
+    from bel.examples import build_examples, build_retriever, load_knowledge_base
+
+    all_train_docs, train_docs, dev_docs = _corpus(config)
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
     retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
     train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
@@ -546,19 +556,10 @@ def finish(run: _Run) -> Path:
 
 def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
     """Train the detector on the run's corpus (dev F1 picks the epoch); attach it to a saved linker when asked."""
-    from bel.detection_bel import MentionDetector
     from bel.detector_training import DetectorSettings, train_detector
-    from bel.examples import load_documents
-    from bel.retrieval_bel import has_retriever
-    from bel.saving import save_detector
+    from bel.saving import attach_detector
 
-    train_docs = load_documents(config.dataset, "train", config.data_dir, config.train_file)
-    train_docs = train_docs[: config.max_train_documents] if config.max_train_documents else train_docs
-    dev_docs = (
-        load_documents(config.dataset, "dev", config.data_dir, config.dev_file)
-        if (config.dev_file or config.dataset)
-        else []
-    )
+    _, train_docs, dev_docs = _corpus(config)
     settings = DetectorSettings(
         encoder=config.encoder or default_encoder(),
         output_dir=config.output_dir,
@@ -568,14 +569,9 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         batch_size=config.detector_batch_size,
         seed=config.seed,
     )
-    directory = train_detector(settings, train_docs, dev_docs[: config.eval_max_documents or None])
+    directory = train_detector(settings, train_docs, dev_docs)
     if attach_to:
-        if not has_retriever(attach_to):
-            raise FileNotFoundError(
-                f"--attach-to {attach_to} is not a saved linker (no retriever/); the detector is "
-                f"in {directory}: train the linker first, then attach it with --attach-to."
-            )
-        save_detector(attach_to, MentionDetector.from_pretrained(directory))
+        attach_detector(attach_to, directory)
         logger.info("attached the detector to %s", attach_to)
     return directory
 
@@ -594,23 +590,12 @@ def _initial_model(config: TrainConfig, encoder: str):
                 f"--init-from {config.init_from} was trained with use_retrieval_score="
                 f"{model.config.use_retrieval_score}; pass {flag} to continue it."
             )
-        for key in ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length"):
+        for key in PACKING_SETTINGS:
             setattr(model.config, key, getattr(config, key))
         return model.train(), tokenizer
     tokenizer = BelTokenizer.from_encoder(encoder)
-    model = BelForMultiCandidateLinking.from_encoder(
-        encoder,
-        tokenizer=tokenizer,
-        mode=config.mode,
-        template=config.template,
-        num_candidates=config.num_candidates,
-        loss=config.loss,
-        use_retrieval_score=config.use_retrieval_score,
-        context_length=config.context_length,
-        max_sequence_length=config.max_sequence_length,
-        retrieval_score_init=config.retrieval_score_init,
-        slot_pooling=config.slot_pooling,
-    )
+    settings = {key: getattr(config, key) for key in MODEL_SETTINGS}
+    model = BelForMultiCandidateLinking.from_encoder(encoder, tokenizer=tokenizer, **settings)
     return model, tokenizer
 
 
