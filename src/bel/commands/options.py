@@ -170,6 +170,14 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--threads` (torch intra-op threads) and `--no-progress` (silences every progress bar)."""
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, metavar="N", help="torch threads (default: torch's choice)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide every progress bar")
+
+
 OUTPUTS = {  # what a command writes to --output: required, metavar, help
     "json": (False, "FILE.json", "write the JSON result here (default: stdout)"),
     "documents": (True, "FILE", "output file of the linked documents; written atomically when every document is done"),

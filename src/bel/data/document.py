@@ -87,3 +87,16 @@ class Document:
             if passage.offset <= mention.start and mention.end <= passage.end:
                 return passage
         return None
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A record a reader could not turn into a :class:`Document`, yielded in its place with ``errors="collect"``.
+
+    ``location`` is ``path:line`` (or ``path`` when no line applies), ``message`` says what is wrong and how to fix it
+    (it starts with the location), ``id`` is the document id when the reader got that far.
+    """
+
+    location: str
+    message: str
+    id: str | None = None
