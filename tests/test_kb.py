@@ -110,7 +110,8 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, filename: str, conte
 @pytest.mark.parametrize(
     ("path", "entities", "names", "key", "attribute", "value"),
     [
-        ("ncbi_disease/medic_06Jul2012.txt", 11915, 76237, "OMIM:613097", "id", "MESH:C567755"),
+        # 76237 names before the OMIM "INCLUDED" markers were removed: 5 bare markers dropped, 3 names merged
+        ("ncbi_disease/medic_06Jul2012.txt", 11915, 76229, "OMIM:613097", "id", "MESH:C567755"),
         ("mesh/mesh2024_descriptors.txt.gz", 30764, 263931, "D000001", "name", "Calcimycin"),
     ],
     ids=["medic", "mesh"],
@@ -120,3 +121,86 @@ def test_real_kb_counts(path: str, entities: int, names: int, key: str, attribut
     assert len(kb) == entities
     assert len(kb.names()) == names
     assert getattr(kb[key], attribute) == value
+
+
+# ---------------------------------------------------------------- sloppy KB files (issue 15)
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"id": "D2", "name": "Fever", "synonyms": "Pyrexia"}',
+            r"'synonyms' must be a list of strings, got \"Pyrexia\"",
+        ),
+        ('{"id": "D2", "name": "Fever", "synonyms": ["Pyrexia", 3]}', r"'synonyms' must be a list of strings"),
+        ('{"id": "D2", "name": "Fever", "alt_ids": "D3"}', r"'alt_ids' must be a list of strings"),
+        ('{"id": "D2", "name": null}', r"entity 'D2' needs a 'name' that is a non-empty string, got null"),
+        ('{"id": "D2"}', r"entity 'D2' needs a 'name'"),
+        ('{"id": "D2", "name": 5}', r"entity 'D2' needs a 'name' that is a non-empty string, got 5"),
+        ('{"id": null, "name": "Fever"}', r"'id' must be a non-empty string, got null"),
+        ('{"id": "D2", "name": "Fever", "type": ["Disease"]}', r"'type' must be a string or null"),
+        ('["D2", "Fever"]', r"expected a JSON object"),
+    ],
+)
+def test_jsonl_kb_fields_are_type_checked(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "kb.jsonl"
+    path.write_text('{"id": "D1", "name": "Rash"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(KBFormatError, match=rf"kb\.jsonl:2: {message}"):
+        KnowledgeBase.load(path)
+
+
+def test_jsonl_kb_integer_ids_and_null_type(tmp_path: Path) -> None:
+    path = tmp_path / "genes.jsonl"
+    path.write_text('{"id": 7157, "name": "TP53", "synonyms": ["p53"], "type": null}\n', encoding="utf-8")
+    (entity,) = KnowledgeBase.load(path)
+    assert (entity.id, entity.name, entity.synonyms, entity.type) == ("7157", "TP53", ("p53",), None)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n\n"),
+        ("header_only.tsv", "id\tname\tsynonyms\n"),
+        ("obsolete.obo", "format-version: 1.2\n\n[Term]\nid: HP:1\nname: Old\nis_obsolete: true\n"),
+        ("medic_empty.txt", ""),
+        ("mesh_empty.txt", "\n"),
+    ],
+)
+def test_a_kb_file_without_entities_is_refused(tmp_path: Path, filename: str, content: str) -> None:
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(KBFormatError, match=rf"{filename}: no entity found"):
+        KnowledgeBase.load(path)
+
+
+def test_an_empty_gzipped_mesh_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mesh_descriptors.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8"):
+        pass
+    with pytest.raises(ValueError, match=r"mesh_descriptors\.txt\.gz: no entity found"):
+        KnowledgeBase.load(path)
+
+
+def test_an_empty_kb_object_is_still_allowed() -> None:
+    assert len(KnowledgeBase()) == 0  # only files must give entities; code may build a KB step by step
+
+
+def test_omim_included_marker_is_not_indexed_as_a_name(tmp_path: Path) -> None:
+    # shapes taken from MEDIC (medic_06Jul2012.txt): marker at the end of a title, before ";SYMBOL", and on its own
+    path = tmp_path / "medic.txt"
+    path.write_text(
+        "D008175|211980||Lung Neoplasms|ADENOCARCINOMA OF LUNG, INCLUDED|Lung Cancer|LNCR2, INCLUDED|INCLUDED\n"
+        "C563614|192500||Long Qt Syndrome 1|LONG QT SYNDROME 1/2, DIGENIC, INCLUDED;LQT1/2, DIGENIC|RUDS, INCLUDED|RUDS\n",
+        encoding="utf-8",
+    )
+    kb = KnowledgeBase.load(path)
+    assert kb["D008175"].synonyms == ("ADENOCARCINOMA OF LUNG", "Lung Cancer", "LNCR2")
+    assert kb["C563614"].synonyms == ("LONG QT SYNDROME 1/2, DIGENIC;LQT1/2, DIGENIC", "RUDS")
+    assert not [name for _, name, _ in kb.names() if "INCLUDED" in name]
+
+
+@pytest.mark.data
+def test_real_medic_has_no_included_marker_left() -> None:
+    kb = KnowledgeBase.load(real_data_dir() / "ncbi_disease" / "medic_06Jul2012.txt")
+    assert not [name for _, name, _ in kb.names() if "INCLUDED" in name]
+    assert "ADENOCARCINOMA OF LUNG" in kb["MESH:D008175"].synonyms

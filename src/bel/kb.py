@@ -2,7 +2,8 @@
 
 Ids are normalised with :func:`normalize_id` (``D012345`` -> ``MESH:D012345``). When a file lists the same id twice the
 entries are merged: the first preferred name is kept and every further name becomes a synonym. Malformed lines raise
-:class:`KBFormatError` naming the file and the 1-based line number.
+:class:`KBFormatError` naming the file and the 1-based line number; so does a file that gives no entity at all. OMIM's
+``INCLUDED`` marker (in MEDIC synonyms) is removed from names, and the bare marker is not indexed as a name.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _MESH_ID = re.compile(r"^[CD]\d{6,9}$")
+# OMIM marks the titles of conditions it folds into an entry with ", INCLUDED"; MEDIC copies them into its synonyms,
+# a few with the marker split off by a "|" as a name of its own.
+_INCLUDED_MARKER = "INCLUDED"
+_INCLUDED_SUFFIX = re.compile(r", INCLUDED(?=;|$)")  # ends a title; "TITLE, INCLUDED;SYMBOL" also occurs
 
 
 class KBFormatError(ValueError):
@@ -34,6 +39,69 @@ def normalize_id(raw: str, default_prefix: str | None = None) -> str:
     if default_prefix and entity_id:
         return f"{default_prefix}:{entity_id}"
     return entity_id
+
+
+def _without_included_markers(names: Iterable[str]) -> list[str]:
+    """Names with OMIM's ", INCLUDED" marker removed and the bare marker dropped (it is not a name).
+
+    The titles before the marker name real variants of the condition (``ADENOCARCINOMA OF LUNG, INCLUDED`` under Lung
+    Neoplasms, ``RUDS, INCLUDED``), so they are kept as synonyms; the bare ``INCLUDED`` entries (the marker split off
+    by a ``|``) would make the word "included" link to a disease.
+    """
+    kept = (_INCLUDED_SUFFIX.sub("", name).strip() for name in names)
+    return [name for name in kept if name and name != _INCLUDED_MARKER]
+
+
+def _json_kind(value: object) -> str:
+    return (
+        "null"
+        if value is None
+        else {bool: "a boolean", str: "a string", list: "a list"}.get(type(value), type(value).__name__)
+    )
+
+
+def _string_list(record: dict, key: str, where: str) -> tuple[str, ...]:
+    value = record.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        example = json.dumps(value) if isinstance(value, str) else '"..."'
+        raise KBFormatError(
+            f"{where}: {key!r} must be a list of strings, got {json.dumps(value)} ({_json_kind(value)}); "
+            f'write e.g. "{key}": [{example}]'
+        )
+    return tuple(dict.fromkeys(item.strip() for item in value if item.strip()))
+
+
+def _jsonl_entity(line: str, where: str) -> Entity:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise KBFormatError(f"{where}: not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise KBFormatError(f"{where}: expected a JSON object with 'id' and 'name', got {_json_kind(record)}")
+    entity_id, name = record.get("id"), record.get("name")
+    if isinstance(entity_id, bool) or not isinstance(entity_id, str | int) or not str(entity_id).strip():
+        raise KBFormatError(f"{where}: 'id' must be a non-empty string, got {json.dumps(entity_id)}")
+    if not isinstance(name, str) or not name.strip():
+        raise KBFormatError(
+            f"{where}: entity {entity_id!r} needs a 'name' that is a non-empty string, got {json.dumps(name)}"
+        )
+    entity_type = record.get("type")
+    if entity_type is not None and not isinstance(entity_type, str):
+        raise KBFormatError(f"{where}: 'type' must be a string or null, got {json.dumps(entity_type)}")
+    return Entity(
+        id=normalize_id(str(entity_id)),
+        name=name.strip(),
+        synonyms=_string_list(record, "synonyms", where),
+        type=entity_type,
+        alt_ids=tuple(normalize_id(a) for a in _string_list(record, "alt_ids", where)),
+    )
+
+
+def _require_entities(kb: KnowledgeBase, path: str | os.PathLike, expected: str) -> KnowledgeBase:
+    """Refuse a KB file that gave no entity: linking against it could only ever predict nothing."""
+    if not len(kb):
+        raise KBFormatError(f"{path}: no entity found (the file is empty or not in the expected format: {expected})")
+    return kb
 
 
 @dataclass
@@ -137,7 +205,7 @@ class KnowledgeBase:
                 raise KBFormatError(f"{path}:{line_no}: expected 'ids||name|synonym...', got {line[:80]!r}")
             id_field, name_field = line.split("||", 1)
             ids = [i for i in id_field.split("|") if i.strip()]
-            names = [n.strip() for n in name_field.split("|") if n.strip()]
+            names = _without_included_markers(n.strip() for n in name_field.split("|"))
             if not ids:
                 raise KBFormatError(f"{path}:{line_no}: missing id")
             if not names:
@@ -151,7 +219,7 @@ class KnowledgeBase:
                     alt_ids=tuple(normalize_id(i, default_prefix="OMIM") for i in ids[1:]),
                 )
             )
-        return kb
+        return _require_entities(kb, path, "'ids||name|synonym...' lines")
 
     @classmethod
     def from_medic(cls, path: str | os.PathLike) -> KnowledgeBase:
@@ -206,7 +274,7 @@ class KnowledgeBase:
                 value = match.group(1).replace('\\"', '"')
             stanza.setdefault(tag, []).append(value)
         flush()
-        return kb
+        return _require_entities(kb, path, "'[Term]' stanzas with 'id:' and 'name:'")
 
     @classmethod
     def from_tsv(cls, path: str | os.PathLike) -> KnowledgeBase:
@@ -223,34 +291,21 @@ class KnowledgeBase:
                 raise KBFormatError(f"{path}:{line_no}: entity {fields[0]!r} has an empty name")
             synonyms = [s.strip() for s in fields[2].split("|") if s.strip()] if len(fields) > 2 else []
             kb.add(Entity(id=normalize_id(fields[0]), name=fields[1].strip(), synonyms=tuple(synonyms)))
-        return kb
+        return _require_entities(kb, path, "'id<TAB>name[<TAB>synonym|synonym...]' lines")
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike) -> KnowledgeBase:
-        """One JSON object per line: ``{"id", "name", "synonyms"?, "type"?, "alt_ids"?}``."""
+        """One JSON object per line: ``{"id", "name", "synonyms"?, "type"?, "alt_ids"?}``.
+
+        Types are checked, not coerced: ``id`` a string (or integer), ``name`` a non-empty string, ``synonyms`` and
+        ``alt_ids`` lists of strings, ``type`` a string or null. A string ``synonyms`` is refused rather than read as
+        one synonym: whether ``"A|B"`` or ``"A; B"`` is one name or two cannot be told, and a wrong guess is silent.
+        """
         kb = cls(source=str(path))
         for line_no, line in enumerate(_open_text(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                entity_id, name = record["id"], record["name"]
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise KBFormatError(
-                    f"{path}:{line_no}: expected a JSON object with 'id' and 'name' ({error})"
-                ) from None
-            if not str(name).strip():
-                raise KBFormatError(f"{path}:{line_no}: entity {entity_id!r} has an empty name")
-            kb.add(
-                Entity(
-                    id=normalize_id(str(entity_id)),
-                    name=str(name).strip(),
-                    synonyms=tuple(str(s).strip() for s in record.get("synonyms", ()) if str(s).strip()),
-                    type=record.get("type"),
-                    alt_ids=tuple(normalize_id(a) for a in record.get("alt_ids", ())),
-                )
-            )
-        return kb
+            if line.strip():
+                kb.add(_jsonl_entity(line, f"{path}:{line_no}"))
+        return _require_entities(kb, path, 'one JSON object per line: {"id": ..., "name": ..., "synonyms": [...]}')
 
     @classmethod
     def load(cls, path: str | os.PathLike, format: str | None = None) -> KnowledgeBase:
