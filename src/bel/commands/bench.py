@@ -16,7 +16,6 @@ COUNTS = (  # positive integer options: flag, default, help
     ("--train-documents", 3, "documents of the training-step timing (default: 3)"),
     ("--repeats", 3, "interleaved repetitions (median reported; default: 3)"),
     ("--max-tokens", 16384, "padded-token budget of packed modes when --packed-sweep is empty (default: 16384)"),
-    ("--threads", None, "torch threads (default: torch's choice)"),
 )
 # parameters of bel.benchmark.run_benchmark given by the option of the same name
 BENCHMARK_OPTIONS = ("modes", "templates", "repeats", "max_tokens", "pair_sweep", "packed_sweep")
@@ -47,20 +46,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="encoder attention dropout in the timed training passes (default 0, as `bel train`)",
     )
     parser.add_argument("--no-cross-encoder", action="store_true", help="skip the sentence-transformers baseline")
+    options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from bel.saving import check_saved_linker
 
+    if args.model:
+        check_saved_linker(args.model)
+    options.check_output_file(args.output, "--output")
+    with options.runtime(args):
+        return _bench(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
     from bel import BelForMultiCandidateLinking, BelTokenizer
     from bel.benchmark import run_benchmark
+    from bel.commands.eval import alias_documents, input_files, retriever_for_checkpoint
     from bel.encoders import default_encoder, set_attention_dropout
     from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
     from bel.saving import load_components
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    files = input_files(args)
     kb = load_knowledge_base(args.dataset, args.data_dir, args.kb_file)
     docs = load_documents(args.dataset, args.split, args.data_dir, args.corpus_file)[: args.max_documents]
     encoder = args.encoder or default_encoder()
@@ -73,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
         ).eval()
         retriever = None
     set_attention_dropout(model, args.attention_dropout)
-    if retriever is None:
-        train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
-        retriever = build_retriever(kb, train)
+    if args.model:  # the checkpoint's retriever when it indexes this KB, else rebuilt from it (and logged)
+        retriever, source, alias_files = retriever_for_checkpoint(args, kb, retriever)
+    else:
+        train, alias_files, _ = alias_documents(args)
+        retriever, source = build_retriever(kb, train), "built"
     examples = build_examples(docs, retriever, args.num_candidates, kb=kb)
     inputs = [e.input for e in examples]
     result = run_benchmark(
@@ -92,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             "split": args.split,
             "num_candidates": args.num_candidates,
             "encoder": str(args.model or encoder),
+            **files,
+            "alias_corpus_files": alias_files,
+            "retriever": source,
         }
     )
     write_json_result(result, args.output)

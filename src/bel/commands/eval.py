@@ -4,6 +4,11 @@ Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retr
 `--end-to-end` adds the key `end_to_end`: the linker pipeline run on each document's raw text (no gold spans), its
 mentions scored against the gold ones (keys in `bel.end_to_end`), plus `detector`, `end_to_end_seconds` and
 `documents_per_second`.
+
+The JSON also names what was read: `corpus_files` (absolute paths), `kb_file`, `alias_corpus_files` (training corpora
+whose mentions became retriever aliases) and `retriever`: `checkpoint` (the MODEL's own, when it indexes the KB
+evaluated on), `rebuilt` (the KB differs from the checkpoint's: the retriever is rebuilt from it with the checkpoint's
+settings, and the log says so) or `built` (`--retriever-only`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 
 from bel.commands import options, write_json_result
@@ -41,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, text in FLAGS:
         parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
+    options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
     parser.add_argument(
         "--predictions",
@@ -50,25 +57,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
-    from bel.examples import build_examples, build_retriever, load_documents, load_knowledge_base
-    from bel.saving import load_components
-
     if not args.model and not args.retriever_only:
         raise SystemExit("bel eval: pass a MODEL directory, or --retriever-only to evaluate the retriever alone.")
     if args.end_to_end and not args.model:
         raise SystemExit("bel eval: --end-to-end runs the MODEL's pipeline on raw text; pass a MODEL directory.")
     if args.detector is not None and not args.end_to_end:
         raise SystemExit("bel eval: --detector applies to raw text only; add --end-to-end.")
+    check_inputs(args)
+    with options.runtime(args):
+        return _evaluate(args)
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything that can be checked before loading a corpus or a model: the MODEL directory (a saved bel linker
+    with safetensors weights) and the files to write (`--output`, `--predictions`)."""
+    from bel.saving import check_saved_linker
+
+    if args.model:
+        check_saved_linker(args.model)
+    options.check_output_file(args.output, "--output")
+    options.check_output_file(args.predictions, "--predictions")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
+    from bel.examples import build_examples, load_documents, load_knowledge_base
+    from bel.saving import load_components
+
+    files = input_files(args)
     kb = load_knowledge_base(args.dataset, args.data_dir, args.kb_file)
     docs = load_documents(args.dataset, args.split, args.data_dir, args.corpus_file)
     docs = docs[: args.max_documents] if args.max_documents else docs
-    model = tokenizer = retriever = None
+    model = tokenizer = None
     if args.model:
         model, tokenizer, retriever = load_components(args.model)
-    if retriever is None:
-        train = [] if args.kb_file else load_documents(args.dataset, "train", args.data_dir)
-        retriever = build_retriever(kb, train)
+        retriever, retriever_source, alias_files = retriever_for_checkpoint(args, kb, retriever)
+    else:
+        retriever, alias_files = _fresh_retriever(args, kb)
+        retriever_source = "built"
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
     examples = build_examples(
         docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations
@@ -99,12 +125,67 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model,
             "documents": len(docs),
             "abbreviations_expanded": not args.no_abbreviations,
+            **files,
+            "alias_corpus_files": alias_files,
+            "retriever": retriever_source,
         }
     )
     if args.end_to_end:
-        metrics["end_to_end"] = evaluate_end_to_end(args, docs, kb)
+        linker_retriever = retriever if retriever_source == "rebuilt" else None
+        metrics["end_to_end"] = evaluate_end_to_end(args, docs, kb, linker_retriever)
     write_json_result(metrics, args.output)
     return 0
+
+
+def input_files(args: argparse.Namespace) -> dict:
+    """`corpus_files` (a list) and `kb_file`: the absolute paths of the corpus and KB files a command reads."""
+    from bel.data.datasets import corpus_path, kb_path
+
+    corpus = args.corpus_file or corpus_path(args.dataset, args.split, args.data_dir)
+    kb = args.kb_file or kb_path(args.dataset, args.data_dir)
+    return {"corpus_files": [os.path.abspath(corpus)], "kb_file": os.path.abspath(kb)}
+
+
+def alias_documents(args: argparse.Namespace) -> tuple[list, list[str], str | None]:
+    """Training documents whose mentions become retriever aliases, their files, and how the log names them: the
+    dataset's train split, none with --kb-file (a dataset's mentions carry ids of the dataset's own KB)."""
+    from bel.data.datasets import corpus_path
+    from bel.examples import load_documents
+
+    if args.kb_file:
+        return [], [], None
+    path = corpus_path(args.dataset, "train", args.data_dir)
+    return load_documents(args.dataset, "train", args.data_dir), [os.path.abspath(path)], f"{args.dataset} train"
+
+
+def _fresh_retriever(args: argparse.Namespace, kb):
+    """The retriever of `--retriever-only`: the KB's names plus the training aliases of `alias_documents`."""
+    from bel.examples import build_retriever
+
+    train, files, _ = alias_documents(args)
+    if args.kb_file:
+        logger.warning(
+            "--kb-file %s: the retriever indexes its names only, without training-mention aliases (they come from "
+            "a dataset's train split, whose ids belong to the dataset's own KB)",
+            args.kb_file,
+        )
+    return build_retriever(kb, train), files
+
+
+def retriever_for_checkpoint(args: argparse.Namespace, kb, retriever):
+    """`(retriever, "checkpoint" | "rebuilt", alias files)`: the checkpoint's retriever when it indexes this KB, else
+    one rebuilt from the KB (see bel.saving.retriever_for_kb); never the checkpoint's over another KB."""
+    from bel.saving import indexes_kb, retriever_for_kb
+
+    if retriever is not None and indexes_kb(retriever, kb):
+        logger.info("the checkpoint's retriever indexes the evaluation KB (%d entities): using it", len(kb))
+        return retriever, "checkpoint", []
+    train, files, aliases_from = alias_documents(args)
+    kb_file = args.kb_file or input_files(args)["kb_file"]
+    rebuilt = retriever_for_kb(
+        args.model, kb, kb_file=kb_file, retriever=retriever, train_documents=train, aliases_from=aliases_from
+    )
+    return rebuilt, "rebuilt", files
 
 
 def _write_predictions(records, path: str) -> None:
@@ -114,12 +195,13 @@ def _write_predictions(records, path: str) -> None:
     logger.info("wrote predictions to %s", path)
 
 
-def evaluate_end_to_end(args: argparse.Namespace, docs, kb) -> dict:
+def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> dict:
     """Link each document's raw text with the pipeline of `args.model` and score it against the gold mentions.
 
     Gold types are mapped with `bel.data.datasets.entity_type` and gold ids canonicalised to the KB's primary ids;
     `--mode`, `--num-candidates` and `--detector` go to the pipeline when given. `end_to_end_seconds` times the
     pipeline call: model loading excluded, first-use loading of the retriever, dictionary matcher or detector included.
+    `retriever` (a KB swap, see `retriever_for_checkpoint`) replaces the checkpoint's.
     """
     from dataclasses import replace
 
@@ -128,7 +210,7 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb) -> dict:
     from bel.examples import canonical_gold
     from bel.saving import load_linker
 
-    linker = load_linker(args.model)
+    linker = load_linker(args.model, retriever=retriever)
     if args.detector == "model" and hasattr(linker, "detector") and linker.detector is None:
         raise SystemExit(
             f"bel eval: --detector model but {args.model} has no learned detector (no detector/ folder); use "

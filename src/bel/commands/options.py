@@ -8,7 +8,11 @@ It imports nothing beyond what `import bel` already loads, so `--help` pays for 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from bel.configuration_bel import LOSSES, PACKING_MODES, SLOT_POOLINGS, TEMPLATES
 from bel.data.datasets import DATASETS, SPLITS
@@ -176,6 +180,57 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=positive_int, default=None, metavar="N", help="torch threads (default: torch's choice)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide every progress bar")
+
+
+@contextlib.contextmanager
+def runtime(args: argparse.Namespace) -> Iterator[None]:
+    """Apply `--threads` and `--no-progress` (see [`add_runtime_arguments`]) while a command runs, then restore them:
+    torch's thread count, and the progress bars of transformers (weight loading) and huggingface_hub (downloads)."""
+    import torch
+    import transformers.utils.logging as transformers_logging
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    threads = torch.get_num_threads()
+    bars = (transformers_logging.is_progress_bar_enabled(), not are_progress_bars_disabled())
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    if getattr(args, "no_progress", False):
+        transformers_logging.disable_progress_bar()
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if bars[0]:
+            transformers_logging.enable_progress_bar()
+        if bars[1]:
+            enable_progress_bars()
+
+
+def check_output_file(path: str | os.PathLike | None, option: str = "--output") -> None:
+    """Fail before any work when `path` (the value of `option`) cannot be written: it is a directory, a parent is a
+    file, or its folder is not writable (permissions, read-only file system). The folder is probed by creating and
+    removing a temporary file in it (or in its nearest existing parent: missing folders are created on write)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{option} {target} is a directory; pass a file path (e.g. {target / 'result.json'}).")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{option} {target}: {folder} is a file, not a folder; pass a path in a folder.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bel-write-check-"):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"{option} {target} cannot be written: {folder} is not writable ({error.strerror or error}); "
+            "pass a path in a writable folder."
+        ) from error
+    if target.exists() and not os.access(target, os.W_OK):
+        raise PermissionError(f"{option} {target} exists and is read-only; pass another path or make it writable.")
 
 
 OUTPUTS = {  # what a command writes to --output: required, metavar, help

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bel.saving import push_to_hub
+    from bel.saving import check_saved_linker, push_to_hub
+
+    check_saved_linker(args.directory)  # before any network call
 
     url = push_to_hub(
         args.directory,

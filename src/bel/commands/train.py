@@ -14,8 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bel.saving import check_saved_linker
     from bel.training import config_from_args, train
 
+    if getattr(args, "init_from", None):  # before the corpora and the retriever are built
+        check_saved_linker(args.init_from)
     best = train(config_from_args(args))
     print(best)
     return 0
