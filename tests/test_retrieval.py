@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -155,6 +156,87 @@ def test_save_load_in_process(tmp_path: Path, retriever: CandidateRetriever) -> 
     assert as_tuples(loaded.search(["low BP"], exclude_sources=[{"doc2", "doc3"}])) == as_tuples(
         retriever.search(["low BP"], exclude_sources=[{"doc2", "doc3"}])
     )
+
+
+def save_as_format_1(retriever: CandidateRetriever, directory: Path) -> None:
+    """The files as the format-1 code wrote them: the index row-major, no lookup tables."""
+    retriever.save(directory)
+    config = json.loads((directory / "retriever_config.json").read_text())
+    config["format_version"] = 1
+    del config["lookups_version"]
+    (directory / "retriever_config.json").write_text(json.dumps(config))
+    names = json.loads((directory / "retriever_names.json").read_text())
+    del names["exact_keys"]
+    (directory / "retriever_names.json").write_text(json.dumps(names))
+    matrix = retriever.matrix
+    with np.load(directory / "retriever_index.npz") as arrays:
+        kept = {key: arrays[key] for key in ("idf", "shape", "preferred", "alias")}
+    np.savez(directory / "retriever_index.npz", data=matrix.data, indices=matrix.indices, indptr=matrix.indptr, **kept)
+
+
+def test_format_1_files_load_with_computed_lookups(tmp_path: Path, retriever: CandidateRetriever, caplog) -> None:
+    save_as_format_1(retriever, tmp_path / "old")
+    with caplog.at_level(logging.INFO, logger="bel.retrieval_bel"):
+        loaded = CandidateRetriever.load(tmp_path / "old")
+    assert "without its lookup tables" in caplog.text
+    assert as_tuples(loaded.search(QUERIES, top_k=5)) == as_tuples(retriever.search(QUERIES, top_k=5))
+    assert [loaded.preferred_name(e) for e in loaded.entity_ids()] == [
+        retriever.preferred_name(e) for e in retriever.entity_ids()
+    ]
+    loaded.save(tmp_path / "resaved")  # re-saving upgrades the files to the current format
+    config = json.loads((tmp_path / "resaved" / "retriever_config.json").read_text())
+    assert config["format_version"] == retrieval_bel.FORMAT_VERSION and "lookups_version" in config
+    resaved = CandidateRetriever.load(tmp_path / "resaved")
+    assert as_tuples(resaved.search(QUERIES, top_k=5)) == as_tuples(retriever.search(QUERIES, top_k=5))
+
+
+def test_lookups_that_do_not_fit_the_names_are_recomputed(
+    tmp_path: Path, retriever: CandidateRetriever, caplog
+) -> None:
+    retriever.save(tmp_path / "index")
+    names_file = tmp_path / "index" / "retriever_names.json"
+    names = json.loads(names_file.read_text())
+    names["exact_keys"] = "\n".join(reversed(names["exact_keys"].split("\n")))  # same count, wrong order
+    names_file.write_text(json.dumps(names))
+    with caplog.at_level(logging.WARNING, logger="bel.retrieval_bel"):
+        loaded = CandidateRetriever.load(tmp_path / "index")
+    assert "do not match" in caplog.text
+    assert as_tuples(loaded.search(QUERIES, top_k=5)) == as_tuples(retriever.search(QUERIES, top_k=5))
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("file_name", "damage"),
+    [
+        ("retriever_names.json", _truncate),
+        ("retriever_vocab.json", _truncate),
+        ("retriever_config.json", _truncate),
+        ("retriever_index.npz", _truncate),
+        ("retriever_index.npz", lambda path: path.write_bytes(b"")),
+        ("retriever_names.json", Path.unlink),
+        ("retriever_index.npz", Path.unlink),
+        ("retriever_names.json", lambda path: path.write_text("[1, 2]")),
+    ],
+)
+def test_damaged_files_name_the_file(tmp_path: Path, retriever: CandidateRetriever, file_name, damage) -> None:
+    retriever.save(tmp_path / "index")
+    damage(tmp_path / "index" / file_name)
+    with pytest.raises(ValueError, match=rf"{file_name}.*damaged.*re-save.*download"):
+        CandidateRetriever.load(tmp_path / "index")
+
+
+def test_rows_that_disagree_between_files_are_refused(tmp_path: Path, retriever: CandidateRetriever) -> None:
+    retriever.save(tmp_path / "index")
+    names_file = tmp_path / "index" / "retriever_names.json"
+    names = json.loads(names_file.read_text())
+    names["names"] = names["names"][:-1]
+    names_file.write_text(json.dumps(names))
+    with pytest.raises(ValueError, match="damaged.*retriever_names.json has"):
+        CandidateRetriever.load(tmp_path / "index")
 
 
 FRESH_PROCESS_SCRIPT = r"""

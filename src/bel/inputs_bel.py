@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from .retrieval_bel import Candidate, CandidateRetriever, expand_abbreviations, find_abbreviations
+from .retrieval_bel import Candidate, CandidateRetriever, ShortForms, find_abbreviations
 from .sentences_bel import document_sentences
 from .tokenization_bel import LinkingInput
 
@@ -43,8 +43,8 @@ def retrieval_queries(text: str, mentions: Sequence[Span], expand: bool = True) 
     >>> retrieval_queries("Myotonic dystrophy (DM) is rare. DM patients", [(33, 35)])
     ['Myotonic dystrophy']
     """
-    defined = find_abbreviations(text) if expand and mentions else {}
-    return [expand_abbreviations(text[start:end], defined) for start, end in mentions]
+    defined = ShortForms(find_abbreviations(text) if expand and mentions else {})  # indexed once per document
+    return [defined.expand(text[start:end]) for start, end in mentions]
 
 
 def retrieve(

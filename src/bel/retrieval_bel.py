@@ -11,17 +11,23 @@ get score 1.0 and come first; then cosine descending; ties go to KB names before
 entity id. Each entity appears once, with its best-ranked name.
 
 Only the standard library, numpy and scipy are imported, so the file can ship inside a checkpoint. ``save`` writes
-plain JSON and an ``.npz`` (loaded with ``allow_pickle=False``).
+plain JSON and an ``.npz`` (loaded with ``allow_pickle=False``): format 2 stores the index n-gram-major (the layout a
+search multiplies with) and the lookup tables derived from the names (exact keys, entity ranks, display names), so a
+MeSH-sized retriever loads without normalising 265k names again; format-1 files still load (the tables are then
+computed, and the index transposed on the first search).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import logging
 import os
 import re
+import time
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +39,10 @@ import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Format 2 stores the index n-gram-major plus its lookup tables; format 1 (row-major, no tables) still loads."""
+LOOKUPS_VERSION = 1
+"""Version of the lookup tables saved beside the index (bump when `exact_key` or the display-name rule changes)."""
 DEFAULT_NGRAM_RANGE = (3, 4)
 DEFAULT_MAX_DF: float | int | None = None
 _CONFIG_FILE = "retriever_config.json"
@@ -79,39 +88,61 @@ class CandidateRetriever:
         max_df: float | int | None = None,
         vocabulary: list[str],
         idf: np.ndarray,
-        matrix: sp.csr_matrix,
+        matrix: sp.csr_matrix | None = None,
         row_entity: list[str],
         row_name: list[str],
         row_preferred: np.ndarray,
         row_alias: np.ndarray,
         alias_sources: dict[int, list[str]],
+        lookups: _Lookups | None = None,
+        matrix_t: sp.csr_matrix | None = None,
     ) -> None:
+        if (matrix is None) == (matrix_t is None):
+            raise ValueError("CandidateRetriever needs matrix (rows x n-grams) or matrix_t (n-grams x rows), not both")
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.max_df = max_df
         self.vocabulary = vocabulary
-        self._column = {gram: i for i, gram in enumerate(vocabulary)}
+        self._column = dict(zip(vocabulary, range(len(vocabulary)), strict=True))
         self.idf = idf.astype(np.float32)
-        self.matrix = matrix
-        self._matrix_t = matrix.T.tocsr()
+        self._by_row = matrix
+        self._transposed = matrix_t  # files of format 1 hold only `matrix`: transposed on first search
         self.row_entity = row_entity
         self.row_name = row_name
         self.row_preferred = row_preferred.astype(bool)
         self.row_alias = row_alias.astype(bool)
         self.alias_sources = alias_sources
-        entities = sorted(set(row_entity))
-        entity_rank = {e: i for i, e in enumerate(entities)}
-        self._entities = entities
-        self._row_entity_rank = np.array([entity_rank[e] for e in row_entity], dtype=np.int64)
-        self._preferred: dict[str, str] = {}
-        # preferred row, else the first KB name, else the first alias
-        for rank in (0, 1, 2):
-            for row, entity in enumerate(row_entity):
-                row_rank = 0 if self.row_preferred[row] else (2 if self.row_alias[row] else 1)
-                if row_rank == rank:
-                    self._preferred.setdefault(entity, row_name[row])
-        self._exact: dict[str, list[int]] = {}
-        for row, name in enumerate(row_name):
-            self._exact.setdefault(exact_key(name), []).append(row)
+        self._lookups = (
+            lookups
+            if lookups is not None
+            else _Lookups.compute(row_entity, row_name, self.row_preferred, self.row_alias)
+        )
+        preferred_rows = self._lookups.preferred_rows.tolist()
+        self._entities = [row_entity[row] for row in preferred_rows]
+        self._row_entity_rank = self._lookups.entity_rank
+        self._preferred = dict(zip(self._entities, [row_name[row] for row in preferred_rows], strict=True))
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """The index, one L2-normalised TF-IDF row per name (rows x n-grams)."""
+        if self._by_row is None:
+            self._by_row = self._transposed.T.tocsr()
+        return self._by_row
+
+    @property
+    def _matrix_t(self) -> sp.csr_matrix:
+        """The index transposed (n-grams x rows), the layout the sparse product of a search needs."""
+        if self._transposed is None:
+            self._transposed = self.matrix.T.tocsr()
+        return self._transposed
+
+    def _exact_rows(self, key: str) -> np.ndarray:
+        """Rows whose exact key is `key`, ascending (a binary search of the sorted keys: no dict to build on load)."""
+        keys = self._lookups.exact_keys
+        position = bisect.bisect_left(keys, key)
+        if not key or position == len(keys) or keys[position] != key:
+            return np.zeros(0, dtype=np.int64)
+        offsets = self._lookups.exact_offsets
+        return self._lookups.exact_rows[offsets[position] : offsets[position + 1]].astype(np.int64)
 
     # ------------------------------------------------------------------ building
     def _ngrams(self, normalized: str) -> Counter[str]:
@@ -208,6 +239,7 @@ class CandidateRetriever:
         if exclude_sources is not None and len(exclude_sources) != len(mentions):
             raise ValueError("exclude_sources needs one entry per mention")
         normalized = [normalize_name(m) for m in mentions]
+        matrix_t = self._matrix_t  # built here, before the threads share it
         groups: dict[str, list[int]] = {}
         for index, text in enumerate(normalized):
             groups.setdefault(text, []).append(index)
@@ -216,7 +248,7 @@ class CandidateRetriever:
 
         def run(start: int) -> list[tuple[int, list[Candidate]]]:
             chunk = unique[start : start + batch_size]
-            scores = (self.vectorize(chunk) @ self._matrix_t).tocsr()
+            scores = (self.vectorize(chunk) @ matrix_t).tocsr()
             ranked = []
             for offset, text in enumerate(chunk):
                 lo, hi = scores.indptr[offset], scores.indptr[offset + 1]
@@ -260,8 +292,7 @@ class CandidateRetriever:
     def _rank(
         self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int, excluded: Collection[str] | None
     ) -> list[Candidate]:
-        key = exact_key(mention)
-        exact_rows = np.asarray(self._exact.get(key, []) if key else [], dtype=np.int64)
+        exact_rows = self._exact_rows(exact_key(mention))
         limit = max(8 * top_k, top_k + 64)  # rows, not entities: MeSH has ~9 names per entity
         while True:
             if len(rows) > limit:
@@ -337,7 +368,11 @@ class CandidateRetriever:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike) -> None:
-        """Write the index as plain files (JSON + ``.npz``) into ``directory``."""
+        """Write the index as plain files (JSON + ``.npz``) into ``directory``.
+
+        Besides the index itself the files hold its lookup tables (exact keys, entity ranks, display names), so
+        :meth:`load` reads them instead of normalising every name again.
+        """
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         config = {
@@ -347,6 +382,7 @@ class CandidateRetriever:
             "num_rows": len(self),
             "num_entities": len(self._entities),
             "num_ngrams": len(self.vocabulary),
+            "lookups_version": LOOKUPS_VERSION,
         }
         (path / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (path / _VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
@@ -354,44 +390,216 @@ class CandidateRetriever:
             "entity_ids": self.row_entity,
             "names": self.row_name,
             "alias_sources": {str(k): v for k, v in sorted(self.alias_sources.items())},
+            # one string: far faster to parse than a list of 265k strings (exact keys never contain a newline)
+            "exact_keys": "\n".join(self._lookups.exact_keys),
         }
         (path / _NAMES_FILE).write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
         np.savez(
             path / _ARRAYS_FILE,
             idf=self.idf,
-            data=self.matrix.data,
-            indices=self.matrix.indices,
-            indptr=self.matrix.indptr,
-            shape=np.asarray(self.matrix.shape, dtype=np.int64),
+            # n-gram-major, the layout a search multiplies with: loading needs no transpose
+            ngram_data=self._matrix_t.data,
+            ngram_indices=self._matrix_t.indices,
+            ngram_indptr=self._matrix_t.indptr,
+            shape=np.asarray((len(self), len(self.vocabulary)), dtype=np.int64),
             preferred=self.row_preferred,
             alias=self.row_alias,
+            **self._lookups.arrays(),
         )
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> CandidateRetriever:
-        """Load an index written by :meth:`save` (no pickle)."""
+        """Load an index written by :meth:`save` (no pickle).
+
+        Files saved before the lookup tables were stored still load: the tables are then computed (a few seconds for
+        MeSH). A missing, truncated or corrupt file raises ``ValueError`` naming it.
+        """
         path = Path(directory)
-        config = json.loads((path / _CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path / _CONFIG_FILE}: unsupported retriever format {config.get('format_version')}")
-        vocabulary = json.loads((path / _VOCAB_FILE).read_text(encoding="utf-8"))
-        names = json.loads((path / _NAMES_FILE).read_text(encoding="utf-8"))
-        with np.load(path / _ARRAYS_FILE, allow_pickle=False) as arrays:
-            matrix = sp.csr_matrix(
-                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(int(x) for x in arrays["shape"])
+        config = _read_json(path / _CONFIG_FILE, dict)
+        version = config.get("format_version")
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(
+                f"{path / _CONFIG_FILE}: unsupported retriever format {version} (this code reads formats 1 and "
+                f"{FORMAT_VERSION}); load it with the bel version that saved it, or re-save the retriever."
             )
-            return cls(
-                ngram_range=tuple(config["ngram_range"]),
-                max_df=config.get("max_df"),
-                vocabulary=vocabulary,
-                idf=arrays["idf"],
-                matrix=matrix,
-                row_entity=names["entity_ids"],
-                row_name=names["names"],
-                row_preferred=arrays["preferred"],
-                row_alias=arrays["alias"],
-                alias_sources={int(k): v for k, v in names["alias_sources"].items()},
+        vocabulary = _read_json(path / _VOCAB_FILE, list)
+        names = _read_json(path / _NAMES_FILE, dict)
+        arrays = _read_arrays(path / _ARRAYS_FILE)
+        try:
+            shape = tuple(int(x) for x in arrays["shape"])
+            if version == 1:  # row-major
+                matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
+                matrix_t = None
+            else:
+                matrix_t = sp.csr_matrix(
+                    (arrays["ngram_data"], arrays["ngram_indices"], arrays["ngram_indptr"]), shape=shape[::-1]
+                )
+                matrix = None
+            row_entity, row_name = names["entity_ids"], names["names"]
+            alias_sources = {int(k): v for k, v in names["alias_sources"].items()}
+            row_preferred, row_alias, idf = arrays["preferred"], arrays["alias"], arrays["idf"]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise _damaged(path / _ARRAYS_FILE, f"{type(error).__name__}: {error}") from error
+        rows = {len(row_entity), len(row_name), len(row_preferred), len(row_alias), shape[0]}
+        if len(rows) != 1 or shape[1] != len(vocabulary) or len(idf) != len(vocabulary):
+            raise _damaged(
+                path,
+                f"{_NAMES_FILE} has {len(row_name)} names, {_ARRAYS_FILE} {shape[0]} rows and "
+                f"{shape[1]} columns, {_VOCAB_FILE} {len(vocabulary)} n-grams",
             )
+        lookups = _Lookups.from_saved(config, names, arrays, row_entity, row_name)
+        if lookups is None:
+            started = time.perf_counter()
+            lookups = _Lookups.compute(row_entity, row_name, row_preferred.astype(bool), row_alias.astype(bool))
+            logger.info(
+                "%s was saved without its lookup tables: computed them in %.1f s (re-save the retriever to load it "
+                "faster)",
+                path,
+                time.perf_counter() - started,
+            )
+        return cls(
+            ngram_range=tuple(config["ngram_range"]),
+            max_df=config.get("max_df"),
+            vocabulary=vocabulary,
+            idf=idf,
+            matrix=matrix,
+            row_entity=row_entity,
+            row_name=row_name,
+            row_preferred=row_preferred,
+            row_alias=row_alias,
+            alias_sources=alias_sources,
+            lookups=lookups,
+            matrix_t=matrix_t,
+        )
+
+
+@dataclass
+class _Lookups:
+    """What a retriever derives from its rows, saved beside them so that loading does not recompute it.
+
+    `preferred_rows[k]` is the row whose name is shown as the preferred name of the k-th entity in sorted id order
+    (its preferred row, else its first KB name, else its first alias); `entity_rank[row]` that k for each row;
+    `exact_keys` the distinct exact keys in sorted order, and the rows of key i are
+    `exact_rows[exact_offsets[i]:exact_offsets[i + 1]]`, ascending.
+    """
+
+    entity_rank: np.ndarray
+    preferred_rows: np.ndarray
+    exact_keys: list[str]
+    exact_rows: np.ndarray
+    exact_offsets: np.ndarray
+
+    _ARRAY_NAMES = ("entity_rank", "preferred_rows", "exact_rows", "exact_offsets")
+
+    @classmethod
+    def compute(
+        cls, row_entity: list[str], row_name: list[str], row_preferred: np.ndarray, row_alias: np.ndarray
+    ) -> _Lookups:
+        """The tables from the rows themselves: one `exact_key` per name, the cost that saving them avoids."""
+        entities = sorted(set(row_entity))
+        rank_of = {e: i for i, e in enumerate(entities)}
+        entity_rank = np.array([rank_of[e] for e in row_entity], dtype=np.int32)
+        kind = np.where(row_preferred, 0, np.where(row_alias, 2, 1))  # preferred, KB name, alias
+        by_entity = np.lexsort((np.arange(len(row_entity)), kind, entity_rank))
+        first = np.ones(len(by_entity), dtype=bool)
+        first[1:] = entity_rank[by_entity][1:] != entity_rank[by_entity][:-1]
+        keys = [exact_key(name) for name in row_name]
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: rows stay ascending within a key
+        starts = [i for i in range(len(order)) if i == 0 or keys[order[i]] != keys[order[i - 1]]]
+        return cls(
+            entity_rank=entity_rank,
+            preferred_rows=by_entity[first].astype(np.int32),
+            exact_keys=[keys[order[i]] for i in starts],
+            exact_rows=np.asarray(order, dtype=np.int32),
+            exact_offsets=np.asarray([*starts, len(order)], dtype=np.int64),
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self._ARRAY_NAMES}
+
+    @classmethod
+    def from_saved(
+        cls, config: dict, names: dict, arrays: dict[str, np.ndarray], row_entity: list[str], row_name: list[str]
+    ) -> _Lookups | None:
+        """The saved tables, or None when the files predate them or they do not fit the rows (then recomputed)."""
+        if config.get("lookups_version") != LOOKUPS_VERSION:
+            return None
+        if not isinstance(names.get("exact_keys"), str) or any(n not in arrays for n in cls._ARRAY_NAMES):
+            logger.warning("retriever lookup tables are incomplete; computing them")
+            return None
+        offsets = arrays["exact_offsets"]
+        keys = names["exact_keys"].split("\n") if len(offsets) > 1 else []
+        lookups = cls(
+            entity_rank=arrays["entity_rank"],
+            preferred_rows=arrays["preferred_rows"],
+            exact_keys=keys,
+            exact_rows=arrays["exact_rows"],
+            exact_offsets=offsets,
+        )
+        if not lookups._fits(row_entity, row_name):
+            logger.warning(
+                "retriever lookup tables do not match its names (files from different saves?); computing them"
+            )
+            return None
+        return lookups
+
+    def _fits(self, row_entity: list[str], row_name: list[str]) -> bool:
+        """Shapes agree and a sample of rows has the saved entity rank and exact key (catches mixed-up files)."""
+        rows = len(row_entity)
+        shapes_agree = (
+            len(self.entity_rank) == len(self.exact_rows) == rows
+            and len(self.exact_offsets) == len(self.exact_keys) + 1
+            and _within(self.preferred_rows, rows)
+            and _within(self.exact_rows, rows)
+            and _within(self.entity_rank, len(self.preferred_rows))
+            and (rows == 0 or (self.exact_offsets[0] == 0 and self.exact_offsets[-1] == rows))
+        )
+        if not shapes_agree:
+            return False
+        entities = [row_entity[r] for r in self.preferred_rows.tolist()]
+        if any(a >= b for a, b in zip(entities, entities[1:], strict=False)):
+            return False
+        for position in np.linspace(0, rows - 1, num=min(rows, 64), dtype=np.int64).tolist():
+            row = int(self.exact_rows[position])
+            key = int(np.searchsorted(self.exact_offsets, position, side="right")) - 1
+            if entities[self.entity_rank[row]] != row_entity[row] or exact_key(row_name[row]) != self.exact_keys[key]:
+                return False
+        return True
+
+
+def _within(values: np.ndarray, limit: int) -> bool:
+    return len(values) == 0 or (int(values.min()) >= 0 and int(values.max()) < limit)
+
+
+def _damaged(file: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"{file}: the retriever checkpoint is damaged ({reason}); re-save it (bel.save_linker or "
+        "CandidateRetriever.save) or download the checkpoint again."
+    )
+
+
+def _read_json(file: Path, kind: type):
+    if not file.is_file():
+        raise _damaged(file, "file missing")
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _damaged(file, f"not valid JSON: {error}") from error
+    except OSError as error:
+        raise _damaged(file, f"unreadable: {error}") from error
+    if not isinstance(value, kind):
+        raise _damaged(file, f"expected a JSON {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _read_arrays(file: Path) -> dict[str, np.ndarray]:
+    if not file.is_file():
+        raise _damaged(file, "file missing")
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise _damaged(file, f"unreadable .npz: {type(error).__name__}: {error}") from error
 
 
 class _IndexRows:
@@ -484,6 +692,7 @@ __all__ = [
     "RETRIEVER_FILES",
     "Candidate",
     "CandidateRetriever",
+    "ShortForms",
     "exact_key",
     "expand_abbreviations",
     "find_abbreviations",
@@ -499,6 +708,8 @@ __all__ = [
 # because this file may import only the standard library, numpy and scipy.
 _PARENTHESIS = re.compile(r"\(([^()]{1,100})\)")
 _CLAUSE_END = re.compile(r"[.;:!?]\s|\n")
+_WORD_START = re.compile(r"\w")
+_WORD_BOUNDARY_START = re.compile(r"(?<!\w)\w")
 _LOOK_BACK = 400  # characters before "(" searched for a long form: far more than the 15 words it may span
 
 
@@ -565,14 +776,58 @@ def find_abbreviations(text: str) -> dict[str, str]:
 def expand_abbreviations(mention: str, abbreviations: dict[str, str]) -> str:
     """``mention`` with each defined short form (or its plural) replaced by its long form, for retrieval queries.
 
-    A short form in parentheses after its long form (``"Myotonic dystrophy (DM)"``) is dropped instead.
+    A short form in parentheses after its long form (``"Myotonic dystrophy (DM)"``) is dropped instead. To expand many
+    mentions of one document, build :class:`ShortForms` once and call its ``expand``.
     """
-    if not abbreviations:
-        return mention
+    return ShortForms(abbreviations).expand(mention) if abbreviations else mention
 
-    def drop(match: re.Match) -> str:
-        return "" if match.group(1).strip() in abbreviations else match.group(0)
 
-    short_forms = "|".join(re.escape(short) for short in sorted(abbreviations, key=len, reverse=True))
-    stripped = re.sub(r"\s*" + _PARENTHESIS.pattern, drop, mention).strip() or mention
-    return re.sub(rf"(?<!\w)({short_forms})s?(?!\w)", lambda m: abbreviations[m.group(1)], stripped)
+class ShortForms:
+    """A document's short forms, indexed so that expanding a mention costs time in the mention's length only.
+
+    Matching every mention against one alternation of all the document's short forms cost time in (mentions x short
+    forms): quadratic in a long document. A short form that starts with a word character can only match where a word
+    starts, so each word start of the mention is looked up, once per short-form length, longest first: the result of
+    the alternation, without compiling a pattern per mention.
+    """
+
+    def __init__(self, abbreviations: dict[str, str]) -> None:
+        self.abbreviations = abbreviations
+        self._lengths = sorted({len(short) for short in abbreviations if _WORD_START.match(short)})
+        self._anywhere = [short for short in abbreviations if not _WORD_START.match(short)]  # never from find_...
+
+    def expand(self, mention: str) -> str:
+        """See :func:`expand_abbreviations`."""
+        if not self.abbreviations:
+            return mention
+
+        def drop(match: re.Match) -> str:
+            return "" if match.group(1).strip() in self.abbreviations else match.group(0)
+
+        stripped = re.sub(r"\s*" + _PARENTHESIS.pattern, drop, mention).strip() or mention
+        if self._anywhere:  # short forms not starting with a word character: the plain alternation
+            short_forms = "|".join(re.escape(short) for short in sorted(self.abbreviations, key=len, reverse=True))
+            return re.sub(rf"(?<!\w)({short_forms})s?(?!\w)", lambda m: self.abbreviations[m.group(1)], stripped)
+        return self._replace(stripped)
+
+    def _replace(self, text: str) -> str:
+        r"""``re.sub(r"(?<!\w)(SF1|SF2|...)s?(?!\w)", long form, text)`` with the alternation longest first, done by
+        looking up the substrings at each word start (no pattern to compile per mention)."""
+        pieces, last = [], 0
+        for word in _WORD_BOUNDARY_START.finditer(text):
+            at = word.start()
+            if at < last:
+                continue
+            for length in reversed(self._lengths):  # longest first, as the alternation tries them
+                short = text[at : at + length]
+                if len(short) < length or short not in self.abbreviations:
+                    continue
+                end = at + length
+                if text.startswith("s", end) and not _WORD_START.match(text, end + 1):
+                    end += 1  # plural
+                elif _WORD_START.match(text, end):
+                    continue
+                pieces += [text[last:at], self.abbreviations[short]]
+                last = end
+                break
+        return "".join(pieces) + text[last:]

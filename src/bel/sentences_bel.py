@@ -20,7 +20,11 @@ import re
 from collections.abc import Sequence
 
 Span = tuple[int, int]
-_BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# A boundary is a run of `.!?`, closing quotes/brackets, whitespace, then what may start a sentence. The run and the
+# rest are two patterns: as one (`[.!?]+[...]*\s+(?=...)`) every position inside a run of dots retried the run, so
+# 20k dots took 20 s (quadratic). Only a whole run can precede the rest, so matching it once finds the same boundaries.
+_PUNCTUATION_RUN = re.compile(r"[.!?]+")
+_BOUNDARY_REST = re.compile(r"[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _LAST_WORD = re.compile(r"(\S+)$")
 _ABBREVIATION_LIST = (
     "e.g. i.e. cf. vs. viz. al. etc. approx. ca. fig. figs. tab. ref. refs. no. nos. vol. dr. mr. mrs. ms. prof. "
@@ -47,12 +51,12 @@ def raw_sentence_spans(text: str, start: int = 0, end: int | None = None) -> lis
     """Sentences of `text[start:end]` by the boundary rule alone, stripped of surrounding whitespace."""
     end = len(text) if end is None else end
     spans, begin = [], start
-    for match in _BOUNDARY.finditer(text, start, end):
-        stop = match.start() + len(match.group().rstrip())
-        if text[match.start()] == "." and _ends_abbreviation(text, match.start() + 1):
+    for run in _PUNCTUATION_RUN.finditer(text, start, end):
+        rest = _BOUNDARY_REST.match(text, run.end(), end)
+        if rest is None or (text[run.start()] == "." and _ends_abbreviation(text, run.start() + 1)):
             continue
-        spans.append((begin, stop))
-        begin = match.end()
+        spans.append((begin, run.start() + len(text[run.start() : rest.end()].rstrip())))
+        begin = rest.end()
     spans.append((begin, end))
     return [span for span in (_strip(text, s, e) for s, e in spans) if span is not None]
 
@@ -63,15 +67,20 @@ def sentence_spans(text: str, mentions: Sequence[Span] = (), start: int = 0, end
     if not spans or not mentions:
         return spans
     starts = [s for s, _ in spans]
-    glued = [False] * len(spans)  # glued[i]: sentence i continues sentence i - 1
+    # crossings[i]: how many mentions glue sentence i to sentence i - 1, as a difference array (+1 at the first glued
+    # sentence, -1 after the last), so a mention over many sentences costs no more than one over two
+    crossings = [0] * (len(spans) + 1)
     for mention_start, mention_end in mentions:
         first = max(bisect.bisect_right(starts, mention_start) - 1, 0)
         last = bisect.bisect_left(starts, mention_end) - 1
-        for i in range(first + 1, last + 1):
-            glued[i] = True
+        if last > first:
+            crossings[first + 1] += 1
+            crossings[last + 1] -= 1
     merged: list[list[int]] = []
-    for (s, e), glue in zip(spans, glued, strict=True):
-        if glue and merged:
+    open_mentions = 0
+    for (s, e), change in zip(spans, crossings, strict=False):
+        open_mentions += change
+        if open_mentions > 0 and merged:
             merged[-1][1] = e
         else:
             merged.append([s, e])
@@ -87,13 +96,12 @@ def document_sentences(text: str, mentions: Sequence[Span], passages: Sequence[S
     ordered = sorted(mentions)
     sentences: list[Span] = []
     for passage_start, passage_end in passages:
-        low = bisect.bisect_left(ordered, (passage_start, passage_start))
+        at = bisect.bisect_left(ordered, (passage_start, passage_start))
         inside = []
-        for mention in ordered[low:]:
-            if mention[0] >= passage_end:
-                break
-            if mention[1] <= passage_end:
-                inside.append(mention)
+        while at < len(ordered) and ordered[at][0] < passage_end:  # no slice of the rest: linear in the passages
+            if ordered[at][1] <= passage_end:
+                inside.append(ordered[at])
+            at += 1
         sentences.extend(sentence_spans(text, inside, passage_start, passage_end))
     return sentences
 
