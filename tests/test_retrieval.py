@@ -310,3 +310,16 @@ def test_real_ncbi_recall_at_64_with_medic_and_train_aliases() -> None:
     ]
     assert len(mentions) == 960
     assert sum(hits) / len(hits) >= 0.95
+
+
+def test_upgrade_retriever_rewrites_a_linkers_format_1_files_in_place(
+    tmp_path: Path, retriever: CandidateRetriever
+) -> None:
+    from bel.saving import upgrade_retriever
+
+    save_as_format_1(retriever, tmp_path / "linker" / "retriever")
+    folder = upgrade_retriever(tmp_path / "linker")
+    assert json.loads((folder / "retriever_config.json").read_text())["format_version"] == retrieval_bel.FORMAT_VERSION
+    assert sorted(p.name for p in (tmp_path / "linker").iterdir()) == ["retriever"]  # no staging folder left
+    upgraded = CandidateRetriever.load(folder)
+    assert as_tuples(upgraded.search(QUERIES, top_k=5)) == as_tuples(retriever.search(QUERIES, top_k=5))

@@ -386,12 +386,37 @@ __all__ = [
     "retriever_settings",
     "save_detector",
     "save_linker",
+    "upgrade_retriever",
 ]
 
 
-if __name__ == "__main__":  # python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR
+def upgrade_retriever(directory: str | os.PathLike) -> Path:
+    """Re-save a linker's retriever in the current format (format 1 files load, but recompute their lookups each time).
+
+    The new files are written beside the old ones and swapped in by renames, so a crash leaves a loadable checkpoint.
+    """
+    folder = Path(directory) / RETRIEVER_DIR
+    retriever = CandidateRetriever.load(folder)
+    staging = folder.with_name(folder.name + ".upgrade")
+    shutil.rmtree(staging, ignore_errors=True)
+    retriever.save(staging)
+    for file in sorted(staging.iterdir()):
+        os.replace(file, folder / file.name)
+    staging.rmdir()
+    return folder
+
+
+if (
+    __name__ == "__main__"
+):  # python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR | upgrade-retriever LINKER_DIR
     import sys
 
-    if len(sys.argv) != 4 or sys.argv[1] != "attach-detector":
-        sys.exit("usage: python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR")
-    print(attach_detector(sys.argv[3], sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "attach-detector":
+        print(attach_detector(sys.argv[3], sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "upgrade-retriever":
+        print(upgrade_retriever(sys.argv[2]))
+    else:
+        sys.exit(
+            "usage: python -m bel.saving attach-detector DETECTOR_DIR LINKER_DIR | "
+            "python -m bel.saving upgrade-retriever LINKER_DIR"
+        )
