@@ -51,7 +51,7 @@ def test_jsonl_output_and_txt_input(corpus, tmp_path):
     result = bel("link", str(model), str(text), "--output", str(out), "--top-k", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in records] == ["1", "3"]
+    assert [r["id"] for r in records] == ["in.txt:1", "in.txt:3"]  # FILENAME:LINE (issue 15: ids were 1, 3)
     assert [m["text"] for m in records[0]["mentions"]] == ["Breast cancer", "fever"]
     assert records[0]["text"] == "Breast cancer and fever."
     assert all(len(m["candidates"]) <= 2 for r in records for m in r["mentions"])

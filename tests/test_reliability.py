@@ -1,18 +1,23 @@
-"""Issue 6: bad input, NIL without candidates, encodings, huge and exotic documents, SIGKILL + restart, determinism."""
+"""Issue 6 and 15: bad input, NIL without candidates, encodings, huge and exotic documents, SIGKILL + restart (that
+must resume, not relink), two writers on one output, per-document memory, determinism."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 
 import pytest
 
 from bel.linking import iter_documents, link_file
 from bel.matching_bel import MentionMatcher
+from bel.soak import RssRecorder, write_abstracts
 
 from .helpers import ALL_NAMES, TEXT, bel, write_pubtator_corpus
 
@@ -122,7 +127,7 @@ def test_pubtator_errors_name_file_and_line(tmp_path):
         list(iter_documents(fields, "pubtator"))
     offsets = tmp_path / "offsets.pubtator"
     offsets.write_text("1|t|Breast cancer.\n1|a|Fever.\n1\t0\t6\tcancer\tDisease\tD1\n")
-    with pytest.raises(ValueError, match=f"{offsets}:3: mention 'cancer' does not match"):
+    with pytest.raises(ValueError, match=f"{offsets}:3: .*mention 'cancer' does not match"):
         list(iter_documents(offsets, "pubtator"))
 
 
@@ -161,9 +166,45 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, l
     done = json.loads(sidecar.read_text())["documents"]
     assert 20 <= done < 150 and not out.exists()
 
-    result = bel("link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "4")
+    result = bel("--log-level", "INFO", "link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "4")
     assert result.returncode == 0, result.stderr[-3000:]
+    # it resumed: only the documents not yet done were linked again (a restart from zero would link all 150)
+    assert f"linked {150 - done} documents in this run ({done} were already linked before it)" in result.stderr
     assert out.read_bytes() == reference.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pubtator", "out.jsonl", "reference.jsonl"]
+
+
+@pytest.mark.slow  # `bel link` twice in fresh interpreters
+def test_two_runs_on_one_output_one_refused_the_other_correct(linker_dir, linker, tmp_path):
+    source = tmp_path / "in.pubtator"
+    write_pubtator_corpus(source, copies=10)  # 50 documents
+    reference = link_file(linker, source, tmp_path / "reference.jsonl").read_bytes()
+    out = tmp_path / "out.jsonl"
+    sidecar = tmp_path / "out.jsonl.part-0-of-1.jsonl.progress.json"
+    arguments = ["link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "2", "--no-progress"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bel", *arguments],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (sidecar.exists() and json.loads(sidecar.read_text() or "{}").get("documents", 0) >= 2):
+            assert time.monotonic() < deadline and first.poll() is None, "the first run did not start linking"
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)  # hold it mid-run, its locks held
+        second = bel(*arguments)
+        os.kill(first.pid, signal.SIGCONT)
+        assert second.returncode == 2
+        assert f"PID {first.pid}, holding the lock {out}.lock" in second.stderr
+        assert first.wait(timeout=120) == 0, first.stderr.read()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+    assert out.read_bytes() == reference
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pubtator", "out.jsonl", "reference.jsonl"]
 
 
@@ -184,3 +225,32 @@ def test_output_is_byte_identical_across_runs_and_batch_sizes(linker_dir, linker
         )
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
     assert b'"score": ' in outputs[0]
+
+
+@pytest.mark.slow  # 2 x 200 abstracts with tracemalloc on
+def test_no_memory_kept_per_document(bert_tokenizer, tmp_path):
+    """The Python heap stays flat while documents stream through (measured with the garbage collected: +130 to +180
+    bytes per document, from transformers' forward); a leak of one document (or its record) per step keeps at least
+    the document's text (~470 bytes) and its objects: +1,185 bytes per document measured. The RSS test in
+    test_load.py cannot see a leak this small."""
+    from bel import load_linker
+
+    from .helpers import make_linker
+
+    count = 200
+    source = write_abstracts(tmp_path / "abstracts.txt", count, ALL_NAMES, sentences=4)
+    text_bytes = sum(len(line) for line in source.read_text(encoding="utf-8").splitlines()) / count
+    linker = load_linker(make_linker(bert_tokenizer, tmp_path / "model", mode="sentence"))
+    link_file(linker, source, tmp_path / "warm-up.jsonl", batch_size=8, detect_mentions=True)  # caches filled
+    recorder = RssRecorder(linker)
+    tracemalloc.start()
+    try:
+        link_file(recorder, source, tmp_path / "linked.jsonl", batch_size=8, detect_mentions=True)
+    finally:
+        tracemalloc.stop()
+    assert recorder.documents == count
+    per_document = recorder.heap_bytes_per_document(after=count // 4)
+    logging.getLogger(__name__).warning("Python heap: %+.0f bytes per document", per_document)
+    assert per_document < text_bytes, (
+        f"the Python heap grows {per_document:.0f} bytes per document (a document's text is {text_bytes:.0f} bytes)"
+    )

@@ -3,6 +3,10 @@
 Runs in bounded memory (documents stream through in batches), resumes after a crash (rerun the same command), and
 shards over processes: `ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --num_machines 1
 -m bel link ...` (or torchrun) gives each process the documents i with i % world == rank; the main process merges.
+A rerun refuses a partial run made with another checkpoint, options or input (`--overwrite` starts over); a second
+run on the same output exits at once (exit 2, naming the lock and its PID); `--on-error stop|skip` decides what a
+bad record does. Path mistakes (missing model or input, a file as model, a directory or unwritable place as output,
+the input as output) are one-line errors with exit 2 before any model is loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +24,8 @@ from bel.commands import options
 logger = logging.getLogger(__name__)
 # fields of bel.linking.LinkSettings given by the option of the same name
 SETTINGS_FROM_OPTIONS = ("batch_size", "top_k", "txt_mode", "detect_mentions", "detector")
+ON_ERROR = ("stop", "skip")  # = bel.linking.ON_ERROR (not imported here: `--help` stays light)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # `name` or `org/name`
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--txt-mode",
         choices=("line", "file"),
         default="line",
-        help="for .txt input: one document per non-empty line (default) or the whole file",
+        help="for .txt input: one document per non-empty line (default) or the whole file. A line `ID<TAB>text` "
+        "keeps ID as its document id (e.g. a PMID), any other line is `FILENAME:LINE`; in file mode the id is the "
+        "file name without extension",
     )
     parser.add_argument(
         "--detect-mentions",
@@ -58,52 +68,115 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what detects mentions in raw text: the checkpoint's learned detector when it has one, else the "
         "dictionary matcher (auto, default), or force one",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--on-error",
+        choices=ON_ERROR,
+        default="stop",
+        help="a record that cannot be read or linked: stop there (default; what was linked is kept, rerun after "
+        "fixing the file to resume) or skip it, listing it in OUT.errors.jsonl (index, id, location, message)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard a partial run of this output (by default a rerun resumes it, and refuses when the checkpoint, "
+        "the options or the already-linked part of the input differ)",
+    )
+    options.add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from bel.linking import (
-        INPUT_FORMATS,
-        OUTPUT_FORMATS,
-        LinkSettings,
-        guess_format,
-        link_shard,
-        merge_shards,
-        wait_for_shards,
-    )
-    from bel.saving import load_linker
+    from bel.linking import is_disk_error
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    source, output = Path(args.input), Path(args.output)
     try:
-        if not source.is_file():
-            raise ValueError(f"input file {source} does not exist.")
-        input_format = args.input_format or guess_format(source, INPUT_FORMATS)
-        try:
-            output_format = args.output_format or guess_format(output, OUTPUT_FORMATS)
-        except ValueError:
-            output_format = "jsonl"
-        settings = LinkSettings(
-            model=args.model,
-            input=source,
-            output=output,
-            input_format=input_format,
-            output_format=output_format,
-            **{name: getattr(args, name) for name in SETTINGS_FROM_OPTIONS},
+        settings = _settings(args)
+        _link(args, settings, rank, world)
+    except ValueError as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"bel link: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if not is_disk_error(error) or getattr(args, "debug", False):
+            raise
+        print(
+            f"bel link: error: {error}; the documents linked so far are kept: fix this and rerun the same command "
+            "to resume.",
+            file=sys.stderr,
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if world > 1:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-        linker = load_linker(args.model)
+        return 2
+    if rank == 0:
+        print(settings.output)
+    return 0
+
+
+def _settings(args: argparse.Namespace):
+    """Check paths and formats (before any model is loaded) and build the run's settings."""
+    from bel.linking import INPUT_FORMATS, OUTPUT_FORMATS, LinkSettings, guess_format
+
+    source, output = Path(args.input), Path(args.output)
+    check_paths(args.model, source, output)
+    input_format = args.input_format or guess_format(source, INPUT_FORMATS)
+    try:
+        output_format = args.output_format or guess_format(output, OUTPUT_FORMATS)
+    except ValueError:
+        output_format = "jsonl"
+    return LinkSettings(
+        model=args.model,
+        input=source,
+        output=output,
+        input_format=input_format,
+        output_format=output_format,
+        on_error=args.on_error,
+        command=shlex.join(["bel", *sys.argv[1:]]) if sys.argv[1:] else None,
+        **{name: getattr(args, name) for name in SETTINGS_FROM_OPTIONS},
+    )
+
+
+def check_paths(model: str, source: Path, output: Path) -> None:
+    """The mistakes caught before loading anything: each a ValueError saying what is wrong and how to fix it."""
+    model_path = Path(model).expanduser()
+    if model_path.is_file():
+        raise ValueError(f"the model {model} is a file; pass the checkpoint directory that holds config.json.")
+    if not model_path.exists() and not HUB_ID.match(model):
+        raise ValueError(f"the model {model} does not exist (neither a directory nor a Hub repo id).")
+    if not source.exists():
+        raise ValueError(f"input file {source} does not exist.")
+    if not source.is_file():
+        raise ValueError(f"input {source} is not a file.")
+    if output.is_dir():
+        raise ValueError(f"the output {output} is a directory; pass a file name, e.g. {output / 'linked.jsonl'}.")
+    if source.resolve() == output.resolve() or (output.exists() and os.path.samefile(source, output)):
+        raise ValueError(f"the output {output} is the input file; pass another --output (it would be overwritten).")
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the output directory {parent}: {error.strerror}.") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"the output directory {parent} is not writable; pass an --output in a writable directory.")
+
+
+def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
+    import torch
+
+    from bel.linking import link_shard, merge_shards, prepare_run, run_lock, wait_for_shards
+    from bel.saving import load_linker
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif world > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    with run_lock(settings, rank):
+        if Path(args.model).is_dir():  # so that a run that cannot resume is refused before the model loads
+            settings.resolve_checkpoint()
+        prepare_run(settings, rank, world, overwrite=args.overwrite)
+        try:
+            linker = load_linker(args.model)
+        except OSError as error:
+            raise ValueError(f"cannot load the model {args.model}: {error}") from None
         link_shard(linker, settings, rank=rank, world=world, progress=not args.no_progress)
         if rank == 0:
             if world > 1:
                 wait_for_shards(settings, world)
-            merge_shards(settings, world)
-            print(output)
-    except ValueError as error:
-        print(f"bel link: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+            merge_shards(settings, world, linker=linker)
