@@ -306,6 +306,29 @@ def test_load_linker_with_kb_file_links_to_the_new_kb(checkpoint, tmp_path, capl
         load_linker(checkpoint, kb_file=kb, retriever=linker.retriever)
 
 
+def test_link_with_another_kb_links_to_it_and_resume_checks_the_kb(checkpoint, tmp_path, caplog, capsys):
+    corpus, kb = _swap_files(tmp_path)
+    out = tmp_path / "linked.jsonl"
+    with caplog.at_level(logging.INFO):
+        assert main(["link", str(checkpoint), str(corpus), "--output", str(out), "--kb-file", str(kb)]) == 0
+    assert "rebuilding the retriever" in caplog.text
+    (record,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(record["mentions"]) == len(GOLD)
+    assert {m["entity_id"] for m in record["mentions"]} <= set(OTHER_IDS.values())
+    # a partial run made with this KB (linked, not merged) is not resumed by a rerun without it
+    from bel.linking import LinkSettings, link_shard, prepare_run
+    from bel.saving import load_linker
+
+    partial = tmp_path / "partial.jsonl"
+    settings = LinkSettings(str(checkpoint), corpus, partial, "pubtator", "jsonl", kb_file=kb)
+    settings.resolve_checkpoint()
+    prepare_run(settings, 0, 1, overwrite=False)
+    link_shard(load_linker(checkpoint, kb_file=kb), settings, progress=False)
+    assert main(["link", str(checkpoint), str(corpus), "--output", str(partial)]) == 2
+    assert "kb_file" in capsys.readouterr().err
+    assert not partial.exists()
+
+
 def test_rebuilt_retriever_keeps_the_checkpoints_settings(checkpoint, tmp_path):
     from bel.kb import KnowledgeBase
     from bel.saving import retriever_for_kb

@@ -81,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="discard a partial run of this output (by default a rerun resumes it, and refuses when the checkpoint, "
         "the options or the already-linked part of the input differ)",
     )
+    parser.add_argument(
+        "--kb-file",
+        metavar="FILE",
+        help="link to this KB instead of the checkpoint's (any format bel.kb reads): the retriever is rebuilt from "
+        "it with the checkpoint's settings but without its training aliases, and the log says so",
+    )
     options.add_runtime_arguments(parser)
 
 
@@ -115,7 +121,7 @@ def _settings(args: argparse.Namespace):
     from bel.linking import INPUT_FORMATS, OUTPUT_FORMATS, LinkSettings, guess_format
 
     source, output = Path(args.input), Path(args.output)
-    check_paths(args.model, source, output)
+    check_paths(args.model, source, output, getattr(args, "kb_file", None))
     input_format = args.input_format or guess_format(source, INPUT_FORMATS)
     try:
         output_format = args.output_format or guess_format(output, OUTPUT_FORMATS)
@@ -128,12 +134,13 @@ def _settings(args: argparse.Namespace):
         input_format=input_format,
         output_format=output_format,
         on_error=args.on_error,
+        kb_file=Path(args.kb_file) if args.kb_file else None,
         command=shlex.join(["bel", *sys.argv[1:]]) if sys.argv[1:] else None,
         **{name: getattr(args, name) for name in SETTINGS_FROM_OPTIONS},
     )
 
 
-def check_paths(model: str, source: Path, output: Path) -> None:
+def check_paths(model: str, source: Path, output: Path, kb_file: str | None = None) -> None:
     """The mistakes caught before loading anything: each a ValueError saying what is wrong and how to fix it."""
     model_path = Path(model).expanduser()
     if model_path.is_file():
@@ -142,6 +149,8 @@ def check_paths(model: str, source: Path, output: Path) -> None:
         raise ValueError(f"the model {model} does not exist (neither a directory nor a Hub repo id).")
     if not source.exists():
         raise ValueError(f"input file {source} does not exist.")
+    if kb_file is not None and not Path(kb_file).is_file():
+        raise ValueError(f"--kb-file {kb_file} is not a file.")
     if not source.is_file():
         raise ValueError(f"input {source} is not a file.")
     if output.is_dir():
@@ -163,16 +172,14 @@ def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
     from bel.linking import link_shard, merge_shards, prepare_run, run_lock, wait_for_shards
     from bel.saving import load_linker
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    elif world > 1:
+    if world > 1 and not args.threads:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    with run_lock(settings, rank):
+    with options.runtime(args), run_lock(settings, rank):
         if Path(args.model).is_dir():  # so that a run that cannot resume is refused before the model loads
             settings.resolve_checkpoint()
         prepare_run(settings, rank, world, overwrite=args.overwrite)
         try:
-            linker = load_linker(args.model)
+            linker = load_linker(args.model, kb_file=args.kb_file)
         except OSError as error:
             raise ValueError(f"cannot load the model {args.model}: {error}") from None
         link_shard(linker, settings, rank=rank, world=world, progress=not args.no_progress)
