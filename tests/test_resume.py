@@ -343,20 +343,26 @@ def test_cli_unwritable_output_directory(linker_dir, tmp_path, capsys, no_model_
     assert "is not writable" in capsys.readouterr().err
 
 
-def test_cli_threads_and_no_progress(linker_dir, tmp_path, capsys):
+def test_cli_threads_and_no_progress(linker_dir, tmp_path, capsys, monkeypatch):
     import torch
 
+    import bel.linking
     from bel.cli import main
 
     (tmp_path / "in.txt").write_text("PMID7\tBreast cancer and fever.\n")
-    threads = torch.get_num_threads()
-    try:
-        out = tmp_path / "out.jsonl"
-        assert main(["link", str(linker_dir), str(tmp_path / "in.txt"), "--output", str(out), "--threads", "1",
-                     "--no-progress"]) == 0  # fmt: skip
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
+    seen, link_shard = [], bel.linking.link_shard
+
+    def recording_link_shard(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return link_shard(*args, **kwargs)
+
+    monkeypatch.setattr(bel.linking, "link_shard", recording_link_shard)
+    torch.set_num_threads(2)
+    out = tmp_path / "out.jsonl"
+    assert main(["link", str(linker_dir), str(tmp_path / "in.txt"), "--output", str(out), "--threads", "1",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert seen == [1]  # linked with one thread ...
+    assert torch.get_num_threads() == 2  # ... and the caller's setting is back afterwards
     assert "linking" not in capsys.readouterr().err  # no progress bar
     assert json.loads(out.read_text())["id"] == "PMID7"
 
