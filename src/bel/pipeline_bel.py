@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
 
 from transformers import Pipeline
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 Span = tuple[int, int]
 DEFAULT_BATCH_SIZE = 8
 DETECTORS = ("auto", "model", "dictionary")
+ERRORS_OPTIONS = ("raise", "collect")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class EntityLinkingPipeline(Pipeline):
@@ -41,21 +44,35 @@ class EntityLinkingPipeline(Pipeline):
     Link biomedical entity mentions in raw text (or at given spans) to knowledge-base ids.
 
     Inputs: a string, a list of strings, `{"text": ..., "mentions": [{"start": s, "end": e}, ...]}` or a list of those
-    (a dict may add `"passages": [[s, e], ...]`, e.g. title and abstract: ordered, non-overlapping, inside the text;
-    every given mention must lie inside one passage). Given spans must satisfy `0 <= start < end <= len(text)`;
-    overlapping and repeated spans are allowed and each is linked on its own. Bad input raises `ValueError` naming the
-    input index and the mention before any model work. Empty or whitespace-only raw text gives `[]`.
+    (a dict may add `"passages": [[s, e], ...]`, e.g. title and abstract: integer pairs, in order, non-overlapping,
+    inside the text; every given mention must lie inside one passage). Given spans must satisfy
+    `0 <= start < end <= len(text)` with integer (not bool or float) offsets, and a mention's optional `"type"` must be
+    a string; overlapping and repeated spans are allowed and each is linked on its own. Text must be valid Unicode: a
+    lone surrogate (e.g. from `errors="surrogateescape"` decoding) is refused with its character position. Every input
+    (each item of a list) and every parameter is checked before any model work; a bad one raises `ValueError` naming
+    the input index and the field (`text`, `mentions`, mention k, `passages`, passage k). Empty or whitespace-only raw
+    text gives `[]`.
 
     Output per input: one dict per mention, in input order (detected mentions: in text order):
     `{"start", "end", "text", "type", "entity_id", "entity_name", "score", "candidates": [{"id", "name", "score"}]}`,
     plus `"nil_reason"` when `entity_id` is None. Offsets index the original text; `text == input[start:end]`.
     `type` is the detector's entity type, or the given mention's `"type"`; None when unknown (dictionary matches).
+    Scores do not depend on the other documents of a call nor on `batch_size` (see
+    [`BelForMultiCandidateLinking.score`]), so outputs are byte-identical across batch sizes and input orders.
 
-    Parameters (at construction or call): `top_k` (candidates shown, default 5), `num_candidates` (retrieved and
-    reranked, default `config.num_candidates`), `mode` (packing mode, default `config.mode`), `nil_threshold`
-    (default `config.nil_threshold`), `batch_size` (documents retrieved and reranked together, default 8),
-    `detector` (for raw text: `"auto"`, the default, uses the checkpoint's learned detector when it has one and the
-    dictionary matcher otherwise; `"model"` or `"dictionary"` force one).
+    Parameters (at construction or call): `top_k` (candidates shown, an integer >= 0, default 5), `num_candidates`
+    (retrieved and reranked, an integer >= 1, default `config.num_candidates`), `mode` (packing mode, default
+    `config.mode`), `nil_threshold` (a finite number >= 0, default `config.nil_threshold`; above 1 every mention is
+    NIL), `batch_size` (documents retrieved and reranked together, an integer >= 1, default 8), `detector` (for raw
+    text: `"auto"`, the default, uses the checkpoint's learned detector when it has one and the dictionary matcher
+    otherwise; `"model"` or `"dictionary"` force one), `errors` (`"raise"`, the default, or `"collect"`).
+
+    `errors="collect"` keeps a batch alive when some inputs are bad: each refused input is replaced in the output by
+    `{"error": "<the ValueError message, naming its index and field>"}` and every valid input is linked as usual (in
+    one pass, as if the refused ones were absent; its result is the same as without them). A single refused input
+    (not a list) returns that dict. Only input validation errors are collected: a bad parameter, a model or retriever
+    failure still raises. Generators and datasets stream and are checked item by item as they are read: a bad item
+    raises whatever `errors` says.
 
     Example:
 
@@ -79,7 +96,10 @@ class EntityLinkingPipeline(Pipeline):
         detector: MentionDetector | None = None,
         **kwargs,
     ) -> None:
-        kwargs["batch_size"] = _positive_int(kwargs.get("batch_size") or DEFAULT_BATCH_SIZE, "batch_size")
+        if isinstance(detector, str):  # the `detector` option ("auto", "model", "dictionary"), not a detector object
+            kwargs["detector"], detector = detector, None
+        batch_size = kwargs.get("batch_size")
+        kwargs["batch_size"] = DEFAULT_BATCH_SIZE if batch_size is None else _positive_int(batch_size, "batch_size")
         super().__init__(*args, **kwargs)
         self._retriever = retriever
         self._matcher: MentionMatcher | None = None
@@ -126,14 +146,16 @@ class EntityLinkingPipeline(Pipeline):
 
     # ------------------------------------------------------------------ pipeline API
     def _sanitize_parameters(
-        self, top_k=None, num_candidates=None, mode=None, nil_threshold=None, detector=None, **kwargs
+        self, top_k=None, num_candidates=None, mode=None, nil_threshold=None, detector=None, errors=None, **kwargs
     ):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, detector, batch_size."
+                "nil_threshold, detector, batch_size, errors."
             )
-        forward, post = {}, {}
+        pre, forward, post = {}, {}, {}
+        if errors is not None:
+            pre["errors"] = _check_errors_option(errors)
         if num_candidates is not None:
             forward["num_candidates"] = _positive_int(num_candidates, "num_candidates")
         if mode is not None:
@@ -152,36 +174,50 @@ class EntityLinkingPipeline(Pipeline):
             if not _is_number(nil_threshold) or not 0.0 <= nil_threshold < math.inf:
                 raise ValueError(f"nil_threshold must be a finite number >= 0 (a probability), got {nil_threshold!r}.")
             post["nil_threshold"] = float(nil_threshold)
-        return {}, forward, post
+        return pre, forward, post
 
     def __call__(self, inputs, *args, **kwargs):
         """Link `inputs` (see the class docstring); a list in gives a list of per-input results out.
 
-        Every input of a list is checked before any model work, so a bad one fails fast and names its index.
+        Every parameter, then every input of a list, is checked before any model work, so a bad one fails fast and
+        names its index and field; with `errors="collect"` refused inputs give `{"error": message}` in their place.
         """
-        if "batch_size" in kwargs:
+        if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = _positive_int(kwargs["batch_size"], "batch_size")
+        call_parameters = {k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")}
+        preprocess_parameters = self._sanitize_parameters(**call_parameters)[0]  # a bad parameter raises here
+        errors = preprocess_parameters.get("errors", self._preprocess_params.get("errors", "raise"))
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, list):
-            if not inputs:
-                return []
-            for index, item in enumerate(inputs):
-                _parse_input(item, index)
-        elif isinstance(inputs, str | dict):
-            _parse_input(inputs, 0)
-        return super().__call__(inputs, *args, **kwargs)
+            return self._call_list(inputs, errors == "collect", *args, **kwargs)
+        if isinstance(inputs, str | dict) or not hasattr(inputs, "__iter__"):
+            try:
+                _parse_input(inputs, 0)
+            except ValueError as error:
+                if errors == "collect":
+                    return {"error": str(error)}
+                raise
+        return super().__call__(inputs, *args, **kwargs)  # generators and datasets: checked in preprocess
 
-    def preprocess(self, inputs) -> dict:
+    def _call_list(self, inputs: list, collect: bool, *args, **kwargs) -> list:
+        """Check every item, then link the valid ones in one pass; refused ones raise or become `{"error": ...}`."""
+        refused: dict[int, dict] = {}
+        for index, item in enumerate(inputs):
+            try:
+                _parse_input(item, index)
+            except ValueError as error:
+                if not collect:
+                    raise
+                refused[index] = {"error": str(error)}
+        valid = [item for index, item in enumerate(inputs) if index not in refused]
+        linked = iter(super().__call__(valid, *args, **kwargs) if valid else [])
+        return [refused[index] if index in refused else next(linked) for index in range(len(inputs))]
+
+    def preprocess(self, inputs, errors: str = "raise") -> dict:
         """One input as `{"text", "mentions", "types", "passages"}`; `mentions` is None when they are to be detected
-        (detection runs in `_forward`, batched over documents)."""
-        text, mentions, passages = _parse_input(inputs)
-        types = None
-        if mentions is not None:
-            types = [m.get("type") if isinstance(m, dict) else None for m in inputs["mentions"]]
-            bad = next((k for k, kind in enumerate(types) if kind is not None and not isinstance(kind, str)), None)
-            if bad is not None:
-                raise ValueError(f"input, mention {bad}: 'type' must be a string, got {types[bad]!r}.")
+        (detection runs in `_forward`, batched over documents). `errors` is applied in `__call__`."""
+        text, mentions, types, passages = _parse_input(inputs)
         return {"text": text, "mentions": mentions, "types": types, "passages": passages}
 
     def _detect(self, texts: list[str], passages: list[list[Span]], detector: str) -> list[list[tuple]]:
@@ -281,11 +317,13 @@ def _where(index: int | None) -> str:
     return "input" if index is None else f"input {index}"
 
 
-def _parse_input(item, index: int | None = None) -> tuple[str, list[Span] | None, list[Span]]:
-    """`(text, given mentions or None, passages)` of one pipeline input, or a ValueError naming what is wrong."""
+def _parse_input(item, index: int | None = None) -> tuple[str, list[Span] | None, list | None, list[Span]]:
+    """`(text, given mentions or None, their types or None, passages)` of one pipeline input, or a ValueError naming
+    the input index and the field that is wrong."""
     where = _where(index)
     if isinstance(item, str):
-        return item, None, [(0, len(item))]
+        _check_text(item, where)
+        return item, None, None, [(0, len(item))]
     if not isinstance(item, dict):
         raise ValueError(
             f"{where}: expected a string or a dict with 'text' (and optional 'mentions'), got {type(item).__name__}."
@@ -293,10 +331,11 @@ def _parse_input(item, index: int | None = None) -> tuple[str, list[Span] | None
     text = item.get("text")
     if not isinstance(text, str):
         raise ValueError(f"{where}: a dict input needs a string 'text', got {type(text).__name__}.")
+    _check_text(text, where)
     passages = _check_passages(item.get("passages"), text, where)
     given = item.get("mentions")
     if given is None:
-        return text, None, passages
+        return text, None, None, passages
     if not isinstance(given, list | tuple):
         raise ValueError(f"{where}: 'mentions' must be a list of {{'start': s, 'end': e}}, got {type(given).__name__}.")
     mentions = [_check_span(mention, k, text, where) for k, mention in enumerate(given)]
@@ -304,9 +343,26 @@ def _parse_input(item, index: int | None = None) -> tuple[str, list[Span] | None
         if not any(p_start <= start and end <= p_end for p_start, p_end in passages):
             raise ValueError(
                 f"{where}, mention {k} ({start}, {end}): the span is not inside one passage of {passages}; "
-                "a mention may not cross a passage boundary."
+                "a mention may not cross a passage boundary or lie outside every passage."
             )
-    return text, mentions, passages
+    return text, mentions, [_check_type(mention, k, where) for k, mention in enumerate(given)], passages
+
+
+def _check_text(text: str, where: str) -> None:
+    """Refuse lone surrogates: no tokenizer can encode them, and JSON output of them is not valid UTF-8."""
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        raise ValueError(
+            f"{where}, 'text': lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}; text must be valid "
+            "Unicode (decode the source with errors='replace', or fix the bytes it came from)."
+        )
+
+
+def _check_type(mention, position: int, where: str) -> str | None:
+    kind = mention.get("type") if isinstance(mention, dict) else None
+    if kind is not None and not isinstance(kind, str):
+        raise ValueError(f"{where}, mention {position}: 'type' must be a string or absent, got {kind!r}.")
+    return kind
 
 
 def _check_passages(passages, text: str, where: str) -> list[Span]:
@@ -319,9 +375,11 @@ def _check_passages(passages, text: str, where: str) -> list[Span]:
         if not isinstance(passage, list | tuple) or len(passage) != 2 or not all(_is_int(x) for x in passage):
             raise ValueError(f"{where}, passage {k}: expected [start, end] integers, got {passage!r}.")
         start, end = passage
-        if not 0 <= start <= end <= len(text):
+        if start > end:
+            raise ValueError(f"{where}, passage {k} ({start}, {end}): the passage is reversed (start > end).")
+        if start < 0 or end > len(text):
             raise ValueError(
-                f"{where}, passage {k} ({start}, {end}): outside the text (length {len(text)}) or reversed."
+                f"{where}, passage {k} ({start}, {end}): the passage is outside the text (length {len(text)})."
             )
         if spans and start < spans[-1][1]:
             raise ValueError(f"{where}, passage {k} ({start}, {end}): passages must be in order and must not overlap.")
@@ -356,6 +414,12 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_errors_option(errors) -> str:
+    if errors not in ERRORS_OPTIONS:
+        raise ValueError(f"errors must be one of {', '.join(map(repr, ERRORS_OPTIONS))}, got {errors!r}.")
+    return errors
 
 
 def _positive_int(value, name: str) -> int:
