@@ -214,7 +214,7 @@ def test_bad_parameter_at_construction_is_refused(linker, name, value, message):
 
 
 def test_unknown_parameter_lists_the_known_ones(no_model_work):
-    with pytest.raises(ValueError, match=r"unknown parameters \['topk'\].*batch_size, errors\."):
+    with pytest.raises(ValueError, match=r"unknown parameters \['topk'\].*batch_size, errors, deterministic\."):
         no_model_work(TEXT, topk=3)
 
 
@@ -227,3 +227,9 @@ def test_detector_option_at_construction(linker):
 
 def test_batch_size_none_means_the_default(linker):
     assert linker([GOOD], batch_size=None) == [linker(GOOD)]
+
+
+@pytest.mark.parametrize("value", [1, "yes", None.__class__])
+def test_deterministic_must_be_a_bool(no_model_work, value):
+    with pytest.raises(ValueError, match="deterministic must be True or False"):
+        no_model_work(TEXT, deterministic=value)
