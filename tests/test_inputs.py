@@ -34,7 +34,7 @@ def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_
         searched.extend(queries)
         return search(queries, *args, **kwargs)
 
-    def record_score(tokenizer, inputs, mode=None):
+    def record_score(tokenizer, inputs, mode=None, **options):
         scored.update({item.text: item for item in inputs})
         return [[[0.0] * len(candidates) for candidates in item.candidates] for item in inputs]
 

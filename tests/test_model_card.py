@@ -149,5 +149,5 @@ def test_load_components_refuses_what_is_not_a_bel_model(encoder_dir, tmp_path):
         load_components(encoder_dir)
     with pytest.raises(FileNotFoundError, match="not a saved bel model"):
         load_components(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="missing does not exist; pass a directory saved with"):
         load_components(tmp_path / "missing")

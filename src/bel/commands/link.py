@@ -87,12 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="discard a partial run of this output (by default a rerun resumes it, and refuses when the checkpoint, "
         "the options or the already-linked part of the input differ)",
     )
-    parser.add_argument(
-        "--kb-file",
-        metavar="FILE",
-        help="link to this KB instead of the checkpoint's (any format bel.kb reads): the retriever is rebuilt from "
-        "it with the checkpoint's settings but without its training aliases, and the log says so",
-    )
+    options.add_kb_file_argument(parser)
     options.add_runtime_arguments(parser)
 
 

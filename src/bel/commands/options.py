@@ -93,7 +93,18 @@ def add_data_arguments(
         )
     if files:
         parser.add_argument("--corpus-file", metavar="FILE", help="explicit PubTator file instead of --dataset/--split")
-        parser.add_argument("--kb-file", metavar="FILE", help="explicit KB file instead of the dataset's KB")
+        add_kb_file_argument(parser)
+
+
+KB_FILE_HELP = (
+    "explicit KB file (any format bel.kb reads) instead of the dataset's; a checkpoint whose retriever indexes another "
+    "KB gets its retriever rebuilt from this one, without its training aliases, and the log says so"
+)
+
+
+def add_kb_file_argument(parser: argparse.ArgumentParser) -> None:
+    """`--kb-file`: one meaning in every subcommand (a KB swap for a trained linker is logged, never ignored)."""
+    parser.add_argument("--kb-file", metavar="FILE", help=KB_FILE_HELP)
 
 
 def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
