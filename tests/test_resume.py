@@ -3,6 +3,7 @@ CLI path checks and `.txt` ids. In-process (tiny linker), so each runs in second
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from bel.data.document import InvalidRecord
 from bel.linking import (
     LinkSettings,
     OutputLockedError,
+    is_disk_error,
     iter_documents,
     link_file,
     link_shard,
@@ -389,3 +391,32 @@ def test_cli_on_error_with_a_document_the_pipeline_refuses(linker_dir, tmp_path,
     assert [line.split("|")[0] for line in out.read_text().splitlines() if "|t|" in line] == ["1", "3"]
     (error,) = [json.loads(line) for line in (tmp_path / "out.pubtator.errors.jsonl").read_text().splitlines()]
     assert (error["index"], error["id"]) == (1, "2") and "passage" in error["message"]
+
+
+# ------------------------------------------------------------------------------------------------ disk full
+@pytest.mark.parametrize("failing_call", [2, 6, 9])  # each batch fsyncs its work file, then its progress
+def test_disk_full_then_rerun_gives_the_same_bytes(linker, source, reference, tmp_path, monkeypatch, failing_call):
+    """A full disk (an fsync failing with ENOSPC, as on a full file system, after data was written past the last
+    recorded batch) stops the run with its progress kept; the rerun resumes to the bytes of an uninterrupted run."""
+    real_fsync, calls = os.fsync, []
+
+    def full_disk_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == failing_call:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setattr(os, "fsync", full_disk_fsync)
+    with pytest.raises(OSError) as raised:
+        link_file(linker, source, out, batch_size=4)
+    assert is_disk_error(raised.value) and not out.exists()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    progress = out.with_name(out.name + ".part-0-of-1.jsonl.progress.json")
+    recorded = json.loads(progress.read_text())["documents"] if progress.exists() else 0
+    assert recorded > 0 or failing_call <= 3  # from the third batch on, earlier batches were recorded
+    rerun = Linker(linker)
+    link_file(rerun, source, out, batch_size=4)
+    assert out.read_bytes() == reference
+    assert rerun.documents == 25 - recorded  # resumed after them: none linked twice, none lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
