@@ -184,7 +184,9 @@ class MentionDetector:
     def passage_windows(self, text: str, passage: Span) -> PassageWindows:
         """Tokenize `text[passage]` once and cut it into overlapping windows (offsets in `text` coordinates)."""
         start, end = passage
-        encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
+        # verbose=False: a passage longer than the encoder's limit is expected here (it is cut into windows below), so
+        # the tokenizer's "longer than the specified maximum sequence length" warning would only mislead users
+        encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         kept = [
             (i, (a + start, b + start), word)
             for i, (a, b), word in zip(
