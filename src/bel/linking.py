@@ -136,6 +136,7 @@ class LinkSettings:
     on_error: str = "stop"
     command: str | None = None  # the command line that started the run, quoted in a refusal to resume
     checkpoint: dict | None = field(default=None, repr=False)  # filled once per run by `resolve_checkpoint`
+    kb_sha256: str | None = field(default=None, repr=False)  # filled once per run by `identity`
 
     def resolve_checkpoint(self, linker=None) -> dict:
         """The checkpoint fingerprint (computed once per run; see `checkpoint_identity`)."""
@@ -146,7 +147,9 @@ class LinkSettings:
     def identity(self, world: int) -> dict:
         """What must match for a partial run to be resumed: checkpoint, output-changing options, process count."""
         options = {name: getattr(self, name) for name in IDENTITY_OPTIONS}
-        options["kb_file"] = _file_sha256(self.kb_file) if self.kb_file else None
+        if self.kb_file and self.kb_sha256 is None:  # hashed once per run: a MeSH file is hundreds of MB
+            self.kb_sha256 = _file_sha256(self.kb_file)
+        options["kb_file"] = self.kb_sha256
         return {"checkpoint": self.resolve_checkpoint(), "options": options, "world": world}
 
     @property
