@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bel.json_lines import json_kind, parse_object_line
+
 _MESH_ID = re.compile(r"^[CD]\d{6,9}$")
 # OMIM marks the titles of conditions it folds into an entry with ", INCLUDED"; MEDIC copies them into its synonyms,
 # a few with the marker split off by a "|" as a name of its own.
@@ -52,32 +54,19 @@ def _without_included_markers(names: Iterable[str]) -> list[str]:
     return [name for name in kept if name and name != _INCLUDED_MARKER]
 
 
-def _json_kind(value: object) -> str:
-    return (
-        "null"
-        if value is None
-        else {bool: "a boolean", str: "a string", list: "a list"}.get(type(value), type(value).__name__)
-    )
-
-
 def _string_list(record: dict, key: str, where: str) -> tuple[str, ...]:
     value = record.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         example = json.dumps(value) if isinstance(value, str) else '"..."'
         raise KBFormatError(
-            f"{where}: {key!r} must be a list of strings, got {json.dumps(value)} ({_json_kind(value)}); "
+            f"{where}: {key!r} must be a list of strings, got {json.dumps(value)} ({json_kind(value)}); "
             f'write e.g. "{key}": [{example}]'
         )
     return tuple(dict.fromkeys(item.strip() for item in value if item.strip()))
 
 
 def _jsonl_entity(line: str, where: str) -> Entity:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise KBFormatError(f"{where}: not valid JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise KBFormatError(f"{where}: expected a JSON object with 'id' and 'name', got {_json_kind(record)}")
+    record = parse_object_line(line, where, KBFormatError, "a JSON object with 'id' and 'name'")
     entity_id, name = record.get("id"), record.get("name")
     if isinstance(entity_id, bool) or not isinstance(entity_id, str | int) or not str(entity_id).strip():
         raise KBFormatError(f"{where}: 'id' must be a non-empty string, got {json.dumps(entity_id)}")

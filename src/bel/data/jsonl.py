@@ -21,23 +21,12 @@ from typing import Any
 
 from bel.data.document import Document, InvalidRecord, Mention, Passage
 from bel.data.pubtator import check_errors_mode, parse_id_field
+from bel.json_lines import json_kind, parse_object_line
 from bel.kb import normalize_id
 
 
 class JsonlFormatError(ValueError):
     """A malformed JSONL line; the message names the file, line and field."""
-
-
-def _json_type(value: Any) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _integer(record: dict, key: str, where: str, field: str) -> int:
@@ -46,7 +35,7 @@ def _integer(record: dict, key: str, where: str, field: str) -> int:
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise JsonlFormatError(
-            f"{where}: {field} must be an integer, got {json.dumps(value)} ({_json_type(value)}); "
+            f"{where}: {field} must be an integer, got {json.dumps(value)} ({json_kind(value)}); "
             "write character offsets as plain JSON integers"
         )
     return value
@@ -57,7 +46,7 @@ def _string(value: Any, where: str, field: str, optional: bool = False) -> str |
         return None
     if not isinstance(value, str):
         expected = "a string or null" if optional else "a string"
-        raise JsonlFormatError(f"{where}: {field} must be {expected}, got {json.dumps(value)} ({_json_type(value)})")
+        raise JsonlFormatError(f"{where}: {field} must be {expected}, got {json.dumps(value)} ({json_kind(value)})")
     try:
         value.encode("utf-8")  # a lone surrogate (an unpaired "\\ud800" escape) cannot be encoded or tokenized
     except UnicodeEncodeError as error:
@@ -73,7 +62,7 @@ def _mention_ids(value: Any, where: str, field: str) -> tuple[tuple[str, ...], b
         return parse_id_field(value)
     if not isinstance(value, list | tuple) or not all(isinstance(i, str) for i in value):
         raise JsonlFormatError(
-            f"{where}: {field} must be a string or a list of strings, got {json.dumps(value)} ({_json_type(value)})"
+            f"{where}: {field} must be a string or a list of strings, got {json.dumps(value)} ({json_kind(value)})"
         )
     parts = [i for i in value if i.strip() not in ("", "-", "-1")]
     return tuple(dict.fromkeys(normalize_id(i) for i in parts)), len(parts) > 1
@@ -82,7 +71,7 @@ def _mention_ids(value: Any, where: str, field: str) -> tuple[tuple[str, ...], b
 def _mention(record: Any, text: str, where: str, index: int) -> Mention:
     field = f"mentions[{index}]"
     if not isinstance(record, dict):
-        raise JsonlFormatError(f"{where}: {field} must be an object, got {_json_type(record)}")
+        raise JsonlFormatError(f"{where}: {field} must be an object, got {json_kind(record)}")
     start = _integer(record, "start", where, f"{field}.start")
     end = _integer(record, "end", where, f"{field}.end")
     if not 0 <= start < end <= len(text):
@@ -115,7 +104,7 @@ def _passages(record: dict, where: str) -> list[Passage]:
         for index, passage in enumerate(record["passages"]):
             field = f"passages[{index}]"
             if not isinstance(passage, dict):
-                raise JsonlFormatError(f"{where}: {field} must be an object, got {_json_type(passage)}")
+                raise JsonlFormatError(f"{where}: {field} must be an object, got {json_kind(passage)}")
             offset = _integer(passage, "offset", where, f"{field}.offset")
             if offset < 0:
                 raise JsonlFormatError(f"{where}: {field}.offset must not be negative, got {offset}")
@@ -145,7 +134,7 @@ def parse_document(record: dict, where: str, default_id: str) -> Document:
         raise JsonlFormatError(f"{where}: {error}") from None
     mentions = record.get("mentions", [])
     if not isinstance(mentions, list):
-        raise JsonlFormatError(f"{where}: mentions must be a list, got {_json_type(mentions)}")
+        raise JsonlFormatError(f"{where}: mentions must be a list, got {json_kind(mentions)}")
     doc.mentions = [_mention(m, text, where, index) for index, m in enumerate(mentions)]
     return doc
 
@@ -162,12 +151,7 @@ def document_to_json(doc: Document) -> dict:
 
 
 def _parse_line(line: str, where: str, default_id: str) -> Document:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise JsonlFormatError(f"{where}: not valid JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise JsonlFormatError(f"{where}: expected a JSON object, got {_json_type(record)}")
+    record = parse_object_line(line, where, JsonlFormatError)
     return parse_document(record, where, default_id=default_id)
 
 
