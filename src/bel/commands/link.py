@@ -92,25 +92,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bel.cli import USER_ERRORS
     from bel.linking import is_disk_error
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     try:
         settings = _settings(args)
         _link(args, settings, rank, world)
-    except ValueError as error:
-        if getattr(args, "debug", False):
+    except USER_ERRORS + (OSError,) as error:  # the mistakes `bel` reports for every command, on one line here
+        disk = isinstance(error, OSError) and is_disk_error(error)
+        if getattr(args, "debug", False) or not (disk or isinstance(error, USER_ERRORS)):
             raise
-        print(f"bel link: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if not is_disk_error(error) or getattr(args, "debug", False):
-            raise
-        print(
-            f"bel link: error: {error}; the documents linked so far are kept: fix this and rerun the same command "
-            "to resume.",
-            file=sys.stderr,
-        )
+        kept = "; the documents linked so far are kept: fix this and rerun the same command to resume"
+        print(f"bel link: error: {error}{kept if disk else ''}", file=sys.stderr)
         return 2
     if rank == 0:
         print(settings.output)
@@ -142,29 +136,22 @@ def _settings(args: argparse.Namespace):
 
 
 def check_paths(model: str, source: Path, output: Path, kb_file: str | None = None) -> None:
-    """The mistakes caught before loading anything: each a ValueError saying what is wrong and how to fix it."""
-    model_path = Path(model).expanduser()
-    if model_path.is_file():
-        raise ValueError(f"the model {model} is a file; pass the checkpoint directory that holds config.json.")
-    if not model_path.exists() and not HUB_ID.match(model):
-        raise ValueError(f"the model {model} does not exist (neither a directory nor a Hub repo id).")
+    """The mistakes caught before loading anything, with the checks `bel eval` uses for the model and the output
+    (a saved linker, or a Hub repo id; a writable file path) plus bel link's own: the input, and output = input."""
+    from bel.saving import check_saved_linker
+
+    if Path(model).expanduser().exists() or not HUB_ID.match(model):
+        check_saved_linker(Path(model).expanduser())
     if not source.exists():
         raise ValueError(f"input file {source} does not exist.")
-    if kb_file is not None and not Path(kb_file).is_file():
-        raise ValueError(f"--kb-file {kb_file} is not a file.")
     if not source.is_file():
         raise ValueError(f"input {source} is not a file.")
-    if output.is_dir():
-        raise ValueError(f"the output {output} is a directory; pass a file name, e.g. {output / 'linked.jsonl'}.")
+    if kb_file is not None and not Path(kb_file).is_file():
+        raise ValueError(f"--kb-file {kb_file} is not a file.")
+    options.check_output_file(output, "--output")
     if source.resolve() == output.resolve() or (output.exists() and os.path.samefile(source, output)):
         raise ValueError(f"the output {output} is the input file; pass another --output (it would be overwritten).")
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"cannot create the output directory {parent}: {error.strerror}.") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"the output directory {parent} is not writable; pass an --output in a writable directory.")
+    output.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
