@@ -127,7 +127,7 @@ KB = [
 ALL_NAMES = [n for _, name, synonyms in KB for n in (name, *synonyms)]
 TEXT = "Varicella is a viral infection with fever and rash. Carriers risk breast cancer and ovarian cancer."
 TEXT_MENTIONS = ["Varicella", "viral infection", "fever", "rash", "breast cancer", "ovarian cancer"]  # found in TEXT
-SCHEMA = {"start", "end", "text", "type", "entity_id", "entity_name", "score", "candidates"}
+SCHEMA = {"start", "end", "text", "type", "entity_id", "entity_name", "score", "decided_by", "candidates"}
 # what `save_pretrained` of the model and tokenizer writes: weights, tokenizer and the remote code
 CHECKPOINT_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
 CHECKPOINT_FILES |= {"configuration_bel.py", "modeling_bel.py", "tokenization_bel.py"}

@@ -25,6 +25,7 @@ EXPECTED_FILES = CHECKPOINT_FILES | {
     "matching_bel.py",
     "sentences_bel.py",
     "detection_bel.py",
+    "backends_bel.py",
     "retriever/retriever_config.json",
     "retriever/retriever_names.json",
     "retriever/retriever_vocab.json",

@@ -13,6 +13,7 @@ import pytest
 
 from bel import EntityLinkingPipeline
 from bel.data.pubtator import read_pubtator
+from bel.evaluation import _only_mentions
 from bel.examples import build_examples, build_retriever
 from bel.inputs_bel import candidate_text, retrieval_queries
 from bel.kb import KnowledgeBase
@@ -23,7 +24,7 @@ from .helpers import FIXTURES, real_data_dir, tiny_model
 LINKING_FIELDS = ("text", "mentions", "sentences", "passages", "candidates", "candidate_scores")
 
 
-def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_size: int = 4):
+def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_size: int = 4, cascade: bool = False):
     """The queries the pipeline searched and the LinkingInput it scored per document text."""
     model = tiny_model(tokenizer, num_candidates=num_candidates)
     linker = EntityLinkingPipeline(model=model, tokenizer=tokenizer, retriever=retriever, task="entity-linking")
@@ -40,29 +41,33 @@ def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_
 
     retriever.search, model.score = record_search, record_score
     try:
-        outputs = linker([pipeline_input(doc, detect=False) for doc in documents], batch_size=batch_size)
+        items = [pipeline_input(doc, detect=False) for doc in documents]
+        outputs = linker(items, batch_size=batch_size, cascade=cascade)
     finally:
         del retriever.search
     assert [len(out) for out in outputs] == [len(doc.mentions) for doc in documents]
     return searched, scored
 
 
-def assert_same_inputs(tokenizer, kb, documents, retriever, num_candidates: int) -> int:
+def assert_same_inputs(tokenizer, kb, documents, retriever, num_candidates: int, cascade: bool = False) -> int:
+    """With `cascade`, the pipeline's input must be the evaluation's with the retriever-decided mentions left out."""
     examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)
     expected_queries = {
         query for doc in documents for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions])
     }
-    searched, scored = pipeline_inputs(tokenizer, retriever, documents, num_candidates)
+    searched, scored = pipeline_inputs(tokenizer, retriever, documents, num_candidates, cascade=cascade)
     assert set(searched) == expected_queries
     compared = 0
     for example in examples:
-        if not any(example.input.candidates):
+        kept = [m for m, done in enumerate(example.retriever_decided) if not (cascade and done)]
+        expected = _only_mentions(example.input, kept)
+        if not any(expected.candidates):
             assert example.input.text not in scored
             continue
         served = scored[example.input.text]
         for field in LINKING_FIELDS:
             assert [tuple(x) if isinstance(x, list) else x for x in getattr(served, field)] == [
-                tuple(x) if isinstance(x, list) else x for x in getattr(example.input, field)
+                tuple(x) if isinstance(x, list) else x for x in getattr(expected, field)
             ], f"{example.doc_id}: {field} differs between training/evaluation and the pipeline"
         compared += 1
     return compared
@@ -81,6 +86,13 @@ def test_fixture_documents_get_identical_inputs(bert_tokenizer):
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4) >= 2
 
 
+def test_fixture_documents_get_identical_inputs_with_the_cascade(bert_tokenizer):
+    kb = KnowledgeBase.load(FIXTURES / "bel_mini_medic.txt")
+    documents = read_pubtator(FIXTURES / "bel_mini_ncbi.pubtator")
+    retriever = build_retriever(kb, documents)
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4, cascade=True) >= 1
+
+
 @pytest.mark.data
 def test_ncbi_test_split_gets_identical_inputs(bert_tokenizer, real_data):
     """The sentence-skew check of issue 11 on every NCBI Disease test document (skips without the corpora)."""
@@ -90,6 +102,7 @@ def test_ncbi_test_split_gets_identical_inputs(bert_tokenizer, real_data):
     retriever = build_retriever(kb, load_corpus("ncbi-disease", "train", real_data))
     documents = load_corpus("ncbi-disease", "test", real_data)
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=16) == 100
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=16, cascade=True) >= 50
 
 
 @pytest.fixture

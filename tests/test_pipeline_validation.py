@@ -162,7 +162,7 @@ def test_collect_does_not_hide_other_failures(linker, monkeypatch):
 
     monkeypatch.setattr(linker.model, "score", broken)
     with pytest.raises(RuntimeError, match="reranker failed"):
-        linker([GOOD, 5], errors="collect")
+        linker([GOOD, 5], errors="collect", cascade=False)
 
 
 def test_valid_edge_inputs_are_accepted(linker):
@@ -214,7 +214,7 @@ def test_bad_parameter_at_construction_is_refused(linker, name, value, message):
 
 
 def test_unknown_parameter_lists_the_known_ones(no_model_work):
-    with pytest.raises(ValueError, match=r"unknown parameters \['topk'\].*batch_size, errors, deterministic\."):
+    with pytest.raises(ValueError, match=r"unknown parameters \['topk'\].*batch_size, errors, deterministic, cascade"):
         no_model_work(TEXT, topk=3)
 
 

@@ -47,6 +47,10 @@ class BelConfig(PreTrainedConfig):
             What the scorer reads for a slot: `"mask"`, the hidden state at its `[MASK]` (the paper's), or `"span"`,
             the mean of the hidden states of the `[MASK]` and the candidate name after it. `"span"` gives each slot a
             distinct starting representation and learns much faster from a sentence-embedding encoder such as MiniLM.
+        cascade (`bool`, *optional*, defaults to `True`):
+            Confidence cascade at inference: a mention whose query exactly matches the names of one KB entity and of no
+            other is linked by the retriever without reranking (`inputs_bel.retriever_decides`); the reranker scores
+            the rest. Training is unaffected.
         scorer_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the slot hidden states before the scorer.
         bel_version (`str`, *optional*):
@@ -82,6 +86,7 @@ class BelConfig(PreTrainedConfig):
         retrieval_score_init: float = 10.0,
         slot_pooling: str = "mask",
         scorer_dropout: float = 0.1,
+        cascade: bool = True,
         bel_version: str | None = None,
         **kwargs,
     ):
@@ -108,6 +113,7 @@ class BelConfig(PreTrainedConfig):
         self.use_retrieval_score = use_retrieval_score
         self.retrieval_score_init = retrieval_score_init
         self.scorer_dropout = scorer_dropout
+        self.cascade = bool(cascade)
         self.bel_version = bel_version or BEL_VERSION
         super().__init__(**kwargs)
 

@@ -20,6 +20,7 @@ Output keys of :func:`linking_metrics`: ``mentions``, ``evaluated``, ``nil_menti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -119,11 +120,64 @@ def _summary(tallies: dict, counts: dict, recall: dict, errors: dict, depth: int
 
 
 def score_examples(
-    model, tokenizer, examples, mode: str | None = None, template: str | None = None, max_tokens: int = 2048
+    model,
+    tokenizer,
+    examples,
+    mode: str | None = None,
+    template: str | None = None,
+    max_tokens: int = 2048,
+    cascade: bool = False,
 ) -> list[list[list[float]]]:
-    """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used)."""
-    inputs = [example.input for example in examples]
-    return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
+    """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used).
+
+    With ``cascade``, mentions the retriever decides (``example.retriever_decided``) are left out of the reranker's
+    input, as the pipeline leaves them out, and score their candidates in the retriever's order (0, -1, -2, ...).
+    """
+    if not cascade:
+        inputs = [example.input for example in examples]
+        return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
+    kept = [[m for m, done in enumerate(e.retriever_decided) if not done] for e in examples]
+    scored = [d for d, keep in enumerate(kept) if keep]
+    inputs = [_only_mentions(examples[d].input, kept[d]) for d in scored]
+    reranked = model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens) if inputs else []
+    scores = [[[-float(c) for c in range(len(ids))] for ids in e.candidate_ids] for e in examples]
+    for d, doc_scores in zip(scored, reranked, strict=True):
+        for m, mention_scores in zip(kept[d], doc_scores, strict=True):
+            scores[d][m] = mention_scores
+    return scores
+
+
+def _only_mentions(linking, keep: list[int]):
+    """``linking`` (a LinkingInput) with only the mentions ``keep``; its sentences are kept as they are."""
+    fields = ("mentions", "candidates", "candidate_scores", "candidate_labels")
+    picked = {name: getattr(linking, name) for name in fields}
+    return dataclasses.replace(
+        linking, **{name: rows if rows is None else [rows[m] for m in keep] for name, rows in picked.items()}
+    )
+
+
+def cascade_metrics(examples, scores: list[list[list[float]]], enabled: bool) -> dict:
+    """How many mentions the retriever decides, and Acc@1 over those and over the reranked rest (mentions with ids)."""
+    tally = {"retriever": [0, 0], "reranker": [0, 0]}  # stage: [mentions with ids, correct]
+    decided_total = 0
+    for d, example in enumerate(examples):
+        for m, candidate_ids in enumerate(example.candidate_ids):
+            decided = enabled and bool(example.retriever_decided and example.retriever_decided[m])
+            decided_total += decided
+            if not example.gold_ids[m]:
+                continue
+            ranked = rank_candidates(candidate_ids, scores[d][m])
+            stage = tally["retriever" if decided else "reranker"]
+            stage[0] += 1
+            stage[1] += bool(ranked) and ranked[0] in set(example.gold_ids[m])
+    mentions = sum(len(e.candidate_ids) for e in examples)
+    return {
+        "enabled": enabled,
+        "decided_by_retriever": decided_total,
+        "decided_by_retriever_share": decided_total / mentions if mentions else 0.0,
+        "acc@1_decided_by_retriever": _rate(tally["retriever"][1], tally["retriever"][0]),
+        "acc@1_decided_by_reranker": _rate(tally["reranker"][1], tally["reranker"][0]),
+    }
 
 
 def example_metrics(examples, scores: list[list[list[float]]] | None, retriever=None, num_candidates=None) -> dict:
@@ -148,19 +202,24 @@ def evaluate_reranker(
     template: str | None = None,
     max_tokens: int = 2048,
     return_scores: bool = False,
+    cascade: bool | None = None,
 ):
-    """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings.
+    """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings and
+    ``cascade`` (:func:`cascade_metrics`; ``cascade=None`` follows the checkpoint's ``config.cascade``, as the pipeline
+    does).
 
     With ``return_scores=True`` returns ``(metrics, scores)``, scores as in :func:`score_examples` (for
     :func:`prediction_records`).
     """
     model.eval()
     start = time.perf_counter()
-    scores = score_examples(model, tokenizer, examples, mode, template, max_tokens)
+    cascade = getattr(model.config, "cascade", False) if cascade is None else cascade
+    scores = score_examples(model, tokenizer, examples, mode, template, max_tokens, cascade=cascade)
     seconds = time.perf_counter() - start
     metrics = example_metrics(examples, scores, retriever, num_candidates=model.config.num_candidates)
     metrics.update(
         {
+            "cascade": cascade_metrics(examples, scores, cascade),
             "mode": mode or model.config.mode,
             "template": template or model.config.template,
             "inference_seconds": seconds,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from bel.data.datasets import load_corpus, load_kb
 from bel.data.pubtator import read_pubtator
-from bel.inputs_bel import build_linking_input, retrieve
+from bel.inputs_bel import build_linking_input, retrieve, retriever_decides
 from bel.kb import KnowledgeBase
 from bel.retrieval_bel import Candidate, CandidateRetriever
 from bel.tokenization_bel import LinkingInput
@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DocumentExample:
-    """A document's reranker input plus what is needed to score it: candidate ids and gold ids per mention."""
+    """A document's reranker input plus what is needed to score it: candidate ids and gold ids per mention, and
+    whether the confidence cascade lets the retriever decide each mention (`inputs_bel.retriever_decides`)."""
 
     doc_id: str
     input: LinkingInput
@@ -41,6 +42,7 @@ class DocumentExample:
     gold_ids: list[tuple[str, ...]]
     raw_gold_ids: list[tuple[str, ...]] = field(default_factory=list)
     retrieved_ids: list[list[str]] = field(default_factory=list)
+    retriever_decided: list[bool] = field(default_factory=list)
 
 
 def canonical_gold(ids: Sequence[str], kb) -> tuple[str, ...]:
@@ -155,6 +157,7 @@ def _document_example(doc, spans, found, retriever, num_candidates, kb, rng) -> 
         golds,
         [tuple(doc.mentions[m].ids) for m in keep],
         [[c.entity_id for c in found[m]] for m in keep],
+        [retriever_decides(found[m]) for m in keep],
     )
 
 

@@ -7,7 +7,9 @@ inputs here, so what is measured is what is shipped:
    ("DM" -> "myotonic dystrophy" after "myotonic dystrophy (DM)").
 2. [`retrieve`]: the retriever's top candidates for every query (optionally leaving some sources out, as training
    does with a mention's own document).
-3. [`build_linking_input`]: sentences from [`document_sentences`] (split with every given mention, per passage),
+3. [`retriever_decides`]: the confidence cascade's rule, whether the retriever alone decides a mention (a unique
+   exact match), so that the reranker scores only the rest.
+4. [`build_linking_input`]: sentences from [`document_sentences`] (split with every given mention, per passage),
    each candidate shown by [`candidate_text`], and the retriever's scores beside them.
 
 Only the standard library and sibling core files are imported, so the file ships inside a checkpoint.
@@ -78,6 +80,23 @@ def retrieve(
     return per_document
 
 
+def retriever_decides(candidates: Sequence[Candidate]) -> bool:
+    """The confidence cascade's rule: the retriever alone decides a mention when its query (abbreviations expanded)
+    exactly matches a KB name or training alias (normalised, punctuation ignored) of one entity and of no other.
+
+    `candidates` are the mention's retrieved candidates, exact matches first (as [`CandidateRetriever.search`] ranks
+    them); at least two are needed to see that no second entity also matches exactly, so retrieve `max(2, k)`.
+    On the test splits these mentions are 70-78% of all and the reranker changed none of their outcomes
+    (eval/RESULTS.md, issue 14).
+
+    >>> exact = Candidate("D1", "fever", "Fever", 1.0, exact=True)
+    >>> other = Candidate("D2", "fevers", "Fevers", 0.8)
+    >>> retriever_decides([exact, other]), retriever_decides([exact, Candidate("D3", "fever", "F", 1.0, exact=True)])
+    (True, False)
+    """
+    return len(candidates) >= 2 and candidates[0].exact and not candidates[1].exact
+
+
 def build_linking_input(
     text: str,
     mentions: Sequence[Span],
@@ -107,4 +126,4 @@ def build_linking_input(
     )
 
 
-__all__ = ["build_linking_input", "candidate_text", "retrieval_queries", "retrieve"]
+__all__ = ["build_linking_input", "candidate_text", "retrieval_queries", "retrieve", "retriever_decides"]

@@ -7,7 +7,11 @@ the checkpoint's [`CandidateRetriever`], sentences, candidate texts), and rerank
 [`BelForMultiCandidateLinking.score`] in the checkpoint's packing mode. Documents of one batch (`batch_size`, default
 8) are retrieved and packed together.
 
-Scores are softmax probabilities over one mention's retrieved candidates (they sum to 1 per mention), rounded to 6
+Confidence cascade (on unless `config.cascade` is False or the `cascade` parameter turns it off): a mention whose query
+exactly matches the names of one KB entity and of no other ([`retriever_decides`]) is linked by the retriever, without
+reranking; its `decided_by` is `"retriever"`, and its scores are 1 for that entity and 0 for the other candidates.
+
+Scores of reranked mentions are softmax probabilities over one mention's retrieved candidates (they sum to 1 per mention), rounded to 6
 decimals so that outputs are byte-stable. A mention is NIL (`entity_id` and `entity_name` None, plus `nil_reason`) when
 retrieval found no candidate (`"no_candidates"`) or its best probability is below `nil_threshold` (the pipeline
 parameter, else `config.nil_threshold`; `"below_threshold"`).
@@ -20,13 +24,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Sequence
 
 from transformers import Pipeline
 
+from .backends_bel import apply_backend, check_backend
 from .configuration_bel import PACKING_MODES
 from .detection_bel import MentionDetector, find_detector_files
-from .inputs_bel import build_linking_input, retrieve
+from .inputs_bel import build_linking_input, retrieve, retriever_decides
 from .matching_bel import MentionMatcher
 from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, find_retriever_files
 
@@ -54,8 +60,9 @@ class EntityLinkingPipeline(Pipeline):
     text gives `[]`.
 
     Output per input: one dict per mention, in input order (detected mentions: in text order):
-    `{"start", "end", "text", "type", "entity_id", "entity_name", "score", "candidates": [{"id", "name", "score"}]}`,
-    plus `"nil_reason"` when `entity_id` is None. Offsets index the original text; `text == input[start:end]`.
+    `{"start", "end", "text", "type", "entity_id", "entity_name", "score", "decided_by", "candidates": [{"id", "name",
+    "score"}]}`, plus `"nil_reason"` when `entity_id` is None. `decided_by` is `"reranker"`, or `"retriever"` when the
+    cascade linked the mention without reranking (or retrieval found no candidate). Offsets index the original text; `text == input[start:end]`.
     `type` is the detector's entity type, or the given mention's `"type"`; None when unknown (dictionary matches).
     With `deterministic=True` scores do not depend on the other documents of a call nor on `batch_size` (see
     [`BelForMultiCandidateLinking.score`]): outputs are byte-identical across batch sizes and input orders, at about
@@ -67,7 +74,13 @@ class EntityLinkingPipeline(Pipeline):
     NIL), `batch_size` (documents retrieved and reranked together, an integer >= 1, default 8), `detector` (for raw
     text: `"auto"`, the default, uses the checkpoint's learned detector when it has one and the dictionary matcher
     otherwise; `"model"` or `"dictionary"` force one), `errors` (`"raise"`, the default, or `"collect"`),
-    `deterministic` (a bool, default False: batch-independent scoring, see above).
+    `deterministic` (a bool, default False: batch-independent scoring, see above), `cascade` (a bool, default
+    `config.cascade`: link unique exact matches without reranking). At construction only: `backend` (`"torch"`, the
+    default, or `"int8"`: dynamic int8 linear layers in the reranker and the detector; `bel.load_linker` adds
+    `"onnx"`).
+
+    `stage_seconds` accumulates the seconds spent per stage (`detect`, `retrieve`, `prepare`, `pack`, `forward`,
+    `postprocess`) over the pipeline's life; clear it to start a new measurement.
 
     `errors="collect"` keeps a batch alive when some inputs are bad: each refused input is replaced in the output by
     `{"error": "<the ValueError message, naming its index and field>"}` and every valid input is linked as usual (in
@@ -96,17 +109,23 @@ class EntityLinkingPipeline(Pipeline):
         *args,
         retriever: CandidateRetriever | None = None,
         detector: MentionDetector | None = None,
+        backend: str = "torch",
         **kwargs,
     ) -> None:
+        self.backend = check_backend(backend)
         if isinstance(detector, str):  # the `detector` option ("auto", "model", "dictionary"), not a detector object
             kwargs["detector"], detector = detector, None
         batch_size = kwargs.get("batch_size")
         kwargs["batch_size"] = DEFAULT_BATCH_SIZE if batch_size is None else _positive_int(batch_size, "batch_size")
         super().__init__(*args, **kwargs)
+        apply_backend(self.model, self.backend)
+        if detector is not None:
+            apply_backend(detector.model, self.backend)
         self._retriever = retriever
         self._matcher: MentionMatcher | None = None
         self._detector = detector
         self._detector_checked = detector is not None
+        self.stage_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ resources
     @property
@@ -137,6 +156,8 @@ class EntityLinkingPipeline(Pipeline):
             source = getattr(self.model, "name_or_path", None) or self.model.config._name_or_path
             directory = find_detector_files(source, revision=getattr(self.model.config, "_commit_hash", None))
             self._detector = MentionDetector.from_pretrained(directory) if directory is not None else None
+            if self._detector is not None:
+                apply_backend(self._detector.model, self.backend)
         return self._detector
 
     @property
@@ -156,12 +177,13 @@ class EntityLinkingPipeline(Pipeline):
         detector=None,
         errors=None,
         deterministic=None,
+        cascade=None,
         **kwargs,
     ):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, detector, batch_size, errors, deterministic."
+                "nil_threshold, detector, batch_size, errors, deterministic, cascade (backend: at construction)."
             )
         pre, forward, post = {}, {}, {}
         if errors is not None:
@@ -170,6 +192,10 @@ class EntityLinkingPipeline(Pipeline):
             if not isinstance(deterministic, bool):
                 raise ValueError(f"deterministic must be True or False, got {deterministic!r}.")
             forward["deterministic"] = deterministic
+        if cascade is not None:
+            if not isinstance(cascade, bool):
+                raise ValueError(f"cascade must be True or False, got {cascade!r}.")
+            forward["cascade"] = cascade
         if num_candidates is not None:
             forward["num_candidates"] = _positive_int(num_candidates, "num_candidates")
         if mode is not None:
@@ -261,6 +287,7 @@ class EntityLinkingPipeline(Pipeline):
         mode: str | None = None,
         detector: str = "auto",
         deterministic: bool = False,
+        cascade: bool | None = None,
     ) -> dict:
         """Detect (where no spans were given), retrieve and rerank the mentions of one document or a collated batch."""
         batched = not isinstance(model_inputs["text"], str)
@@ -269,60 +296,118 @@ class EntityLinkingPipeline(Pipeline):
         mentions, types = list(documents["mentions"]), list(documents["types"])
         raw = [d for d, given in enumerate(mentions) if given is None]
         if raw:
-            found = self._detect([texts[d] for d in raw], [passages[d] for d in raw], detector)
+            with self._stage("detect"):
+                found = self._detect([texts[d] for d in raw], [passages[d] for d in raw], detector)
             for d, entities in zip(raw, found, strict=True):
                 mentions[d], types[d] = [(s, e) for s, e, _ in entities], [t for _, _, t in entities]
-        retrieved = retrieve(
-            self.retriever, list(zip(texts, mentions, strict=True)), num_candidates or self.model.config.num_candidates
-        )
+        cascade = getattr(self.model.config, "cascade", False) if cascade is None else cascade
+        retrieved, decided = self._retrieve(texts, mentions, num_candidates, cascade)
         logits = [[[] for _ in doc_mentions] for doc_mentions in mentions]
-        scored = [d for d, doc_candidates in enumerate(retrieved) if any(doc_candidates)]
-        linking = [build_linking_input(texts[d], mentions[d], retrieved[d], passages=passages[d]) for d in scored]
+        with self._stage("prepare"):
+            reranked = [[m for m, done in enumerate(doc) if not done] for doc in decided]
+            scored = [d for d, kept in enumerate(reranked) if any(retrieved[d][m] for m in kept)]
+            linking = [
+                build_linking_input(texts[d], mentions[d], retrieved[d], passages=passages[d], keep=reranked[d])
+                for d in scored
+            ]
         scores = (
-            self.model.score(self.tokenizer, linking, mode=mode, batch_independent=deterministic) if linking else []
+            self.model.score(
+                self.tokenizer, linking, mode=mode, batch_independent=deterministic, timings=self.stage_seconds
+            )
+            if linking
+            else []
         )
         for d, doc_scores in zip(scored, scores, strict=True):
-            logits[d] = doc_scores
-        outputs = {"text": texts, "mentions": mentions, "types": types, "retrieved": retrieved, "logits": logits}
+            for m, mention_scores in zip(reranked[d], doc_scores, strict=True):
+                logits[d][m] = mention_scores
+        outputs = {
+            "text": texts,
+            "mentions": mentions,
+            "types": types,
+            "retrieved": retrieved,
+            "logits": logits,
+            "decided": decided,
+        }
         return outputs if batched else {key: value[0] for key, value in outputs.items()}
+
+    def _retrieve(self, texts, mentions, num_candidates: int | None, cascade: bool) -> tuple[list, list]:
+        """Candidates per document and mention, and whether the retriever alone decides each mention (the cascade).
+
+        With the cascade on, two candidates are retrieved at least, so that an exact match shared by a second entity
+        is seen (and reranked) even when one candidate is asked for."""
+        wanted = num_candidates or self.model.config.num_candidates
+        with self._stage("retrieve"):
+            found = retrieve(
+                self.retriever, list(zip(texts, mentions, strict=True)), max(wanted, 2) if cascade else wanted
+            )
+        decided = [[cascade and retriever_decides(c) for c in doc] for doc in found]
+        return [[c[:wanted] for c in doc] for doc in found], decided
+
+    def _stage(self, name: str):
+        return _StageTimer(self.stage_seconds, name)
 
     def postprocess(self, model_outputs: dict, top_k: int = 5, nil_threshold: float | None = None) -> list[dict]:
         """Softmax per mention, top-k candidates and NIL decision; see the class docstring for the schema."""
+        started = time.perf_counter()
         threshold = nil_threshold if nil_threshold is not None else getattr(self.model.config, "nil_threshold", None)
-        text, results = model_outputs["text"], []
-        for (start, end), kind, retrieved, logits in zip(
-            model_outputs["mentions"],
-            model_outputs["types"],
-            model_outputs["retrieved"],
-            model_outputs["logits"],
-            strict=True,
-        ):
-            probabilities = _softmax(logits)
-            order = sorted(range(len(retrieved)), key=lambda c: (-round(probabilities[c], 6), c))[: max(0, top_k)]
-            candidates = [
-                {"id": retrieved[c].entity_id, "name": retrieved[c].preferred_name, "score": round(probabilities[c], 6)}
-                for c in order
-            ]
-            best = max(range(len(retrieved)), key=lambda c: (round(probabilities[c], 6), -c)) if retrieved else None
-            result = {
-                "start": start,
-                "end": end,
-                "text": text[start:end],
-                "type": kind,
-                "entity_id": None,
-                "entity_name": None,
-                "score": round(probabilities[best], 6) if best is not None else None,
-                "candidates": candidates,
-            }
-            if best is None:
-                result["nil_reason"] = "no_candidates"
-            elif threshold is not None and probabilities[best] < threshold:
-                result["nil_reason"] = "below_threshold"
-            else:
-                result["entity_id"] = retrieved[best].entity_id
-                result["entity_name"] = retrieved[best].preferred_name
-            results.append(result)
+        text = model_outputs["text"]
+        results = [
+            _mention_result(text, span, kind, retrieved, logits, decided, top_k, threshold)
+            for span, kind, retrieved, logits, decided in zip(
+                model_outputs["mentions"],
+                model_outputs["types"],
+                model_outputs["retrieved"],
+                model_outputs["logits"],
+                model_outputs.get("decided") or [False] * len(model_outputs["mentions"]),
+                strict=True,
+            )
+        ]
+        self.stage_seconds["postprocess"] = self.stage_seconds.get("postprocess", 0.0) + time.perf_counter() - started
         return results
+
+
+class _StageTimer:
+    """Adds the seconds spent inside a `with` block to `seconds[name]`."""
+
+    def __init__(self, seconds: dict[str, float], name: str) -> None:
+        self.seconds, self.name = seconds, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.started
+
+
+def _mention_result(text, span, kind, retrieved, logits, decided, top_k, threshold) -> dict:
+    """One mention's output dict: reranked (softmax over `logits`) or decided by the retriever (one-hot on its top)."""
+    start, end = span
+    probabilities = [float(c == 0) for c in range(len(retrieved))] if decided else _softmax(logits)
+    order = sorted(range(len(retrieved)), key=lambda c: (-round(probabilities[c], 6), c))[: max(0, top_k)]
+    candidates = [
+        {"id": retrieved[c].entity_id, "name": retrieved[c].preferred_name, "score": round(probabilities[c], 6)}
+        for c in order
+    ]
+    best = max(range(len(retrieved)), key=lambda c: (round(probabilities[c], 6), -c)) if retrieved else None
+    result = {
+        "start": start,
+        "end": end,
+        "text": text[start:end],
+        "type": kind,
+        "entity_id": None,
+        "entity_name": None,
+        "score": round(probabilities[best], 6) if best is not None else None,
+        "decided_by": "retriever" if decided or not retrieved else "reranker",
+        "candidates": candidates,
+    }
+    if best is None:
+        result["nil_reason"] = "no_candidates"
+    elif threshold is not None and probabilities[best] < threshold:
+        result["nil_reason"] = "below_threshold"
+    else:
+        result["entity_id"] = retrieved[best].entity_id
+        result["entity_name"] = retrieved[best].preferred_name
+    return result
 
 
 def _softmax(logits: Sequence[float]) -> list[float]:
