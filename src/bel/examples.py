@@ -114,7 +114,9 @@ def build_examples(
     )
     examples = []
     for doc, doc_spans, doc_found in zip(documents, spans, found, strict=True):
-        example = _document_example(doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None)
+        example = _document_example(
+            doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None, retrieve_k
+        )
         if example is not None:
             examples.append(example)
     logger.info(
@@ -126,7 +128,7 @@ def build_examples(
     return examples
 
 
-def _document_example(doc, spans, found, retriever, num_candidates, kb, rng) -> DocumentExample | None:
+def _document_example(doc, spans, found, retriever, num_candidates, kb, rng, searched) -> DocumentExample | None:
     """A document's example; ``rng`` set means training (gold injected, candidates shuffled, unlinkable dropped)."""
     keep, candidates, golds = [], [], []
     for m, mention in enumerate(doc.mentions):
@@ -157,7 +159,7 @@ def _document_example(doc, spans, found, retriever, num_candidates, kb, rng) -> 
         golds,
         [tuple(doc.mentions[m].ids) for m in keep],
         [[c.entity_id for c in found[m]] for m in keep],
-        [retriever_decides(found[m]) for m in keep],
+        [retriever_decides(found[m], searched) for m in keep],
     )
 
 

@@ -80,21 +80,25 @@ def retrieve(
     return per_document
 
 
-def retriever_decides(candidates: Sequence[Candidate]) -> bool:
+def retriever_decides(candidates: Sequence[Candidate], searched: int) -> bool:
     """The confidence cascade's rule: the retriever alone decides a mention when its query (abbreviations expanded)
     exactly matches a KB name or training alias (normalised, punctuation ignored) of one entity and of no other.
 
-    `candidates` are the mention's retrieved candidates, exact matches first (as [`CandidateRetriever.search`] ranks
-    them); at least two are needed to see that no second entity also matches exactly, so retrieve `max(2, k)`.
-    On the test splits these mentions are 70-78% of all and the reranker changed none of their outcomes
-    (eval/RESULTS.md, issue 14).
+    `candidates` are the mention's candidates from a search for the top `searched` entities, exact matches first (as
+    [`CandidateRetriever.search`] ranks them). A second exact candidate makes the match ambiguous; with `searched >= 2`
+    a second exact entity always shows, so a search for one candidate never decides. On the test splits 70-78% of the
+    mentions are decided so, and the reranker changed none of their outcomes (eval/RESULTS.md, issue 14).
 
     >>> exact = Candidate("D1", "fever", "Fever", 1.0, exact=True)
     >>> other = Candidate("D2", "fevers", "Fevers", 0.8)
-    >>> retriever_decides([exact, other]), retriever_decides([exact, Candidate("D3", "fever", "F", 1.0, exact=True)])
+    >>> retriever_decides([exact, other], 16), retriever_decides([exact, Candidate("D3", "fever", "F", 1.0, True)], 16)
+    (True, False)
+    >>> retriever_decides([exact], 16), retriever_decides([exact], 1)
     (True, False)
     """
-    return len(candidates) >= 2 and candidates[0].exact and not candidates[1].exact
+    if not candidates or not candidates[0].exact or searched < 2:
+        return False
+    return len(candidates) == 1 or not candidates[1].exact
 
 
 def build_linking_input(

@@ -118,9 +118,9 @@ class EntityLinkingPipeline(Pipeline):
         batch_size = kwargs.get("batch_size")
         kwargs["batch_size"] = DEFAULT_BATCH_SIZE if batch_size is None else _positive_int(batch_size, "batch_size")
         super().__init__(*args, **kwargs)
-        apply_backend(self.model, self.backend)
+        _apply_to_encoder(self.model, self.backend)
         if detector is not None:
-            apply_backend(detector.model, self.backend)
+            _apply_to_encoder(detector.model, self.backend)
         self._retriever = retriever
         self._matcher: MentionMatcher | None = None
         self._detector = detector
@@ -157,7 +157,7 @@ class EntityLinkingPipeline(Pipeline):
             directory = find_detector_files(source, revision=getattr(self.model.config, "_commit_hash", None))
             self._detector = MentionDetector.from_pretrained(directory) if directory is not None else None
             if self._detector is not None:
-                apply_backend(self._detector.model, self.backend)
+                _apply_to_encoder(self._detector.model, self.backend)
         return self._detector
 
     @property
@@ -336,11 +336,10 @@ class EntityLinkingPipeline(Pipeline):
         With the cascade on, two candidates are retrieved at least, so that an exact match shared by a second entity
         is seen (and reranked) even when one candidate is asked for."""
         wanted = num_candidates or self.model.config.num_candidates
+        searched = max(wanted, 2) if cascade else wanted
         with self._stage("retrieve"):
-            found = retrieve(
-                self.retriever, list(zip(texts, mentions, strict=True)), max(wanted, 2) if cascade else wanted
-            )
-        decided = [[cascade and retriever_decides(c) for c in doc] for doc in found]
+            found = retrieve(self.retriever, list(zip(texts, mentions, strict=True)), searched)
+        decided = [[cascade and retriever_decides(c, searched) for c in doc] for doc in found]
         return [[c[:wanted] for c in doc] for doc in found], decided
 
     def _stage(self, name: str):
@@ -364,6 +363,12 @@ class EntityLinkingPipeline(Pipeline):
         ]
         self.stage_seconds["postprocess"] = self.stage_seconds.get("postprocess", 0.0) + time.perf_counter() - started
         return results
+
+
+def _apply_to_encoder(model, backend: str) -> None:
+    """Run `model`'s encoder (its base model) on `backend`; the small heads stay in float, where int8 saves nothing
+    and costs precision."""
+    apply_backend(getattr(model, "base_model", model), backend)
 
 
 class _StageTimer:
