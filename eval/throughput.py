@@ -45,7 +45,9 @@ logger = logging.getLogger("throughput")
 
 def variants(model, with_onnx: bool) -> dict:
     """The model per backend: fp32, int8 and (when available) ONNX Runtime."""
-    models = {"fp32": model, "int8": apply_backend(copy.deepcopy(model), "int8")}
+    quantized = copy.deepcopy(model)
+    apply_backend(quantized.base_model, "int8")  # the encoder; the scorer stays in float, as the pipeline does
+    models = {"fp32": model, "int8": quantized}
     if with_onnx:
         from bel.onnx_backend import use_onnx
 

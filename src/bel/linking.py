@@ -114,6 +114,8 @@ IDENTITY_OPTIONS = (
     "detect_mentions",
     "detector",
     "deterministic",
+    "cascade",
+    "backend",
     "input_format",
     "output_format",
 )
@@ -132,11 +134,19 @@ class LinkSettings:
     detect_mentions: bool = False
     detector: str = "auto"
     deterministic: bool = False  # batch-independent scoring: byte-identical output whatever the batch size
+    cascade: bool | None = None  # None: the checkpoint's config.cascade
+    backend: str = "torch"  # the linker's backend (torch, int8, onnx): set from the linker
     kb_file: Path | None = None
     on_error: str = "stop"
     command: str | None = None  # the command line that started the run, quoted in a refusal to resume
     checkpoint: dict | None = field(default=None, repr=False)  # filled once per run by `resolve_checkpoint`
     kb_sha256: str | None = field(default=None, repr=False)  # filled once per run by `identity`
+    # seconds per step of the run, accumulated: read, link (the pipeline calls), write (work file), merge; a few
+    # perf_counter calls per batch (bel.profiling splits `link` further with the pipeline's own stage_seconds)
+    stage_seconds: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def add_seconds(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def resolve_checkpoint(self, linker=None) -> dict:
         """The checkpoint fingerprint (computed once per run; see `checkpoint_identity`)."""
@@ -202,7 +212,9 @@ class _ShardWriter:
         """Link `batch` and commit its records; with on_error="stop", commit those before a refused document and
         raise ValueError naming it."""
         documents = [e for e in batch if isinstance(e.item, Document)]
+        started = time.perf_counter()
         results = iter(self._link([e.item for e in documents]))
+        self.settings.add_seconds("link", time.perf_counter() - started)
         records = []
         for entry in batch:
             if isinstance(entry.item, InvalidRecord):
@@ -227,11 +239,14 @@ class _ShardWriter:
         options = {"batch_size": self.settings.batch_size, "top_k": self.settings.top_k}
         options["detector"] = self.settings.detector
         options["deterministic"] = self.settings.deterministic
+        if self.settings.cascade is not None:
+            options["cascade"] = self.settings.cascade
         return self.linker(items, errors="collect", **options)
 
     def commit(self, entries: list[_Entry], records: list[dict]) -> None:
         if not entries:
             return
+        started = time.perf_counter()
         data = b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records)
         self.handle.write(data)
         self.handle.flush()
@@ -249,6 +264,7 @@ class _ShardWriter:
         )
         _write_json_atomic(self.sidecar, self.state)
         self.bar.update(len(records) * self.world)
+        self.settings.add_seconds("write", time.perf_counter() - started)
 
     def stop(self, location: str, message: str) -> ValueError:
         """The error that stops the run at a bad record (recorded in the sidecar, so other ranks stop too)."""
@@ -296,6 +312,8 @@ def _link_rest(linker, settings, state, work_digest, work, sidecar, rank, world,
         writer = _ShardWriter(linker, settings, state, work_digest, handle, sidecar, bar, world)
         batch: list[_Entry] = []
         items = iter_documents(settings.input, settings.input_format, settings.txt_mode, errors="collect")
+        # reading (parsing and hashing the input) is the loop's time outside the batches' linking and writing
+        loop_started, processed = time.perf_counter(), _processing_seconds(settings)
         for index, item in enumerate(items):
             if isinstance(item, InvalidRecord) and settings.on_error == "stop" and index >= resume_read:
                 writer.process(batch)
@@ -315,6 +333,8 @@ def _link_rest(linker, settings, state, work_digest, work, sidecar, rank, world,
                 release_freed_memory()
         if read < resume_read:
             raise _input_changed(settings, state)
+        loop_seconds = time.perf_counter() - loop_started
+        settings.add_seconds("read", loop_seconds - (_processing_seconds(settings) - processed))
         writer.process(batch)
     bar.close()
     state.update(done=True, read=read, read_sha256=read_digest.hexdigest())
@@ -325,6 +345,11 @@ def _link_rest(linker, settings, state, work_digest, work, sidecar, rank, world,
         writer.linked,
         state["documents"] - writer.linked - writer.skipped,
     )
+
+
+def _processing_seconds(settings: LinkSettings) -> float:
+    """Seconds spent so far linking batches and writing their records."""
+    return settings.stage_seconds.get("link", 0.0) + settings.stage_seconds.get("write", 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------- merging
@@ -452,9 +477,11 @@ def link_file(
     detect_mentions: bool = False,
     detector: str = "auto",
     deterministic: bool = False,
+    cascade: bool | None = None,
     progress: bool = False,
     on_error: str = "stop",
     overwrite: bool = False,
+    stage_seconds: dict[str, float] | None = None,
 ) -> Path:
     """Link a whole file in this process (what `bel link` does with one process); returns the output path.
 
@@ -462,7 +489,10 @@ def link_file(
     directory, or its Hub id and revision) is part of the identity a resumed run must match. `on_error`: "stop" (a
     bad record raises ValueError, progress kept) or "skip" (bad records go to `OUT.errors.jsonl`). `overwrite`
     discards a partial run of this output instead of resuming it. `deterministic`: scores independent of the batch
-    (byte-identical output whatever `batch_size`, about 1.2x the time; see the pipeline's parameter).
+    (byte-identical output whatever `batch_size`, about 1.2x the time; see the pipeline's parameter). `cascade`:
+    link unique exact matches without reranking (None: the checkpoint's `config.cascade`). `stage_seconds`, when
+    given, accumulates the run's seconds per step: `read`, `link` (the pipeline's calls), `write` (the work file) and
+    `merge` (verifying the work file and writing OUT); see `bel.profiling`.
     """
     source, target = Path(input), Path(output)
     settings = LinkSettings(
@@ -477,12 +507,19 @@ def link_file(
         detect_mentions=detect_mentions,
         detector=detector,
         deterministic=deterministic,
+        cascade=cascade,
+        backend=getattr(linker, "backend", "torch"),
         on_error=on_error,
     )
+    if stage_seconds is not None:
+        settings.stage_seconds = stage_seconds
     with run_lock(settings):
         prepare_run(settings, overwrite=overwrite)
         link_shard(linker, settings, progress=progress)
-        return merge_shards(settings, 1, linker=linker)
+        started = time.perf_counter()
+        merged = merge_shards(settings, 1, linker=linker)
+        settings.add_seconds("merge", time.perf_counter() - started)
+        return merged
 
 
 def is_disk_error(error: OSError) -> bool:

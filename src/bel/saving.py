@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .backends_bel import apply_backend, check_backend
 from .detection_bel import DETECTOR_DIR, MentionDetector
 from .model_card import LinkerCardData, render_model_card
 from .pipeline_bel import EntityLinkingPipeline
@@ -118,16 +119,19 @@ def check_safe_checkpoint(directory: str | os.PathLike) -> None:
     )
 
 
-def load_components(directory: str | os.PathLike):
+def load_components(directory: str | os.PathLike, *, backend: str = "torch"):
     """`(model, tokenizer, retriever)` of a directory written by [`save_linker`] (retriever None when it has none).
 
     Same policy as [`load_linker`]: weights from safetensors only, pickle-only checkpoints refused, bel's own classes
     (no remote code). Local directories only: FileNotFoundError when `directory` does not exist,
     NotADirectoryError when it is a file, ValueError when it is not a saved bel linker, holds pickle weights only
-    or its weights are truncated or corrupt (see [`check_saved_linker`]).
+    or its weights are truncated or corrupt (see [`check_saved_linker`]). `backend` as in [`load_linker`] (the
+    model then serves inference only).
     """
+    check_backend_installed(backend)
     check_saved_linker(directory)
     model, tokenizer = _load_model_and_tokenizer(directory)
+    apply_backend(model.base_model, backend)  # the encoder, as the pipeline does: the scorer stays in float
     retriever = CandidateRetriever.load(Path(directory) / RETRIEVER_DIR) if has_retriever(directory) else None
     return model, tokenizer, retriever
 
@@ -137,6 +141,7 @@ def load_linker(
     device: int | str | None = None,
     *,
     kb_file: str | os.PathLike | None = None,
+    backend: str = "torch",
     **pipeline_kwargs,
 ) -> EntityLinkingPipeline:
     """Load a saved linker in-process with bel's own classes (no remote code), weights from safetensors only.
@@ -145,7 +150,12 @@ def load_linker(
     use, from the checkpoint's `retriever/` files. With `kb_file` (any `bel.kb` format) the linker links to that
     KB instead: see [`retriever_for_kb`] (the checkpoint's retriever is kept when it indexes the same KB, else one is
     rebuilt from `kb_file` with the checkpoint's retriever settings, and the log says so).
+
+    `backend` runs the reranker and the learned detector with `"torch"` (fp32, the default), `"int8"` (dynamic int8
+    linear layers) or `"onnx"` (their encoders exported once to ONNX, cached, and run by onnxruntime: see
+    `bel.onnx_backend`; needs `pip install 'bel-linking[onnx]'`). The linker's `backend` attribute names it.
     """
+    check_backend_installed(backend)
     if kb_file is not None:
         if pipeline_kwargs.get("retriever") is not None:
             raise ValueError("load_linker: pass kb_file or retriever, not both (kb_file builds the retriever).")
@@ -159,8 +169,19 @@ def load_linker(
         tokenizer=tokenizer,
         task="entity-linking",
         device=-1 if device is None else device,
+        backend=backend,
         **pipeline_kwargs,
     )
+
+
+def check_backend_installed(backend: str) -> str:
+    """`backend` once it can run here: `"onnx"` registers bel's ONNX backend, refused in one line (with the pip
+    command) when onnxruntime or the exporter is missing; an unknown name is a ValueError listing the known ones."""
+    if backend == "onnx":
+        from .onnx_backend import require_onnx
+
+        require_onnx()
+    return check_backend(backend)
 
 
 # ---------------------------------------------------------------------------------------------- another KB
@@ -375,6 +396,7 @@ def push_to_hub(
 __all__ = [
     "LinkerCardData",
     "attach_detector",
+    "check_backend_installed",
     "check_safe_checkpoint",
     "check_saved_linker",
     "indexes_kb",

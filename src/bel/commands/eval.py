@@ -2,8 +2,12 @@
 
 Keys of the JSON (`--output F.json`) are documented in `bel.evaluation`; `--retriever-only` ranks by the retriever.
 `--end-to-end` adds the key `end_to_end`: the linker pipeline run on each document's raw text (no gold spans), its
-mentions scored against the gold ones (keys in `bel.end_to_end`), plus `detector`, `end_to_end_seconds` and
-`documents_per_second`.
+mentions scored against the gold ones (keys in `bel.end_to_end`), plus `detector`, `backend`, `cascade` (whether the
+confidence cascade ran), `end_to_end_seconds` and `documents_per_second`.
+
+`--backend torch|int8|onnx` runs the reranker (and the end-to-end pipeline) on that backend, named by the key
+`backend`; `--no-cascade` reranks every mention (the key `cascade` of `bel.evaluation.evaluate_reranker` says whether
+the cascade ran, `cascade.enabled`, and what it decided).
 
 The JSON also names what was read: `corpus_files` (absolute paths), `kb_file`, `alias_corpus_files` (training corpora
 whose mentions became retriever aliases) and `retriever`: `checkpoint` (the MODEL's own, when it indexes the KB
@@ -47,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, text in FLAGS:
         parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
+    options.add_backend_argument(parser)
+    options.add_cascade_argument(parser)
     options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
     parser.add_argument(
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("bel eval: --end-to-end runs the MODEL's pipeline on raw text; pass a MODEL directory.")
     if args.detector is not None and not args.end_to_end:
         raise SystemExit("bel eval: --detector applies to raw text only; add --end-to-end.")
+    if args.retriever_only and (args.backend != "torch" or args.cascade is not None):
+        raise SystemExit("bel eval: --backend and --no-cascade apply to the MODEL; --retriever-only runs none.")
     check_inputs(args)
     with options.runtime(args):
         return _evaluate(args)
@@ -75,6 +83,7 @@ def check_inputs(args: argparse.Namespace) -> None:
 
     if args.model:
         check_saved_linker(args.model)
+    options.check_backend_installed(args)
     options.check_output_file(args.output, "--output")
     options.check_output_file(args.predictions, "--predictions")
 
@@ -90,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     docs = docs[: args.max_documents] if args.max_documents else docs
     model = tokenizer = None
     if args.model:
-        model, tokenizer, retriever = load_components(args.model)
+        model, tokenizer, retriever = load_components(args.model, backend=args.backend)
         retriever, retriever_source, alias_files = retriever_for_checkpoint(args, kb, retriever)
     else:
         retriever, alias_files = _fresh_retriever(args, kb)
@@ -115,7 +124,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             template=args.template,
             max_tokens=args.max_tokens,
             return_scores=True,
+            cascade=args.cascade,
         )
+        metrics["backend"] = args.backend
     if args.predictions:
         _write_predictions(prediction_records(examples, scores, retriever), args.predictions)
     metrics.update(
@@ -210,7 +221,7 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
     from bel.examples import canonical_gold
     from bel.saving import load_linker
 
-    linker = load_linker(args.model, retriever=retriever)
+    linker = load_linker(args.model, retriever=retriever, backend=args.backend)
     if args.detector == "model" and hasattr(linker, "detector") and linker.detector is None:
         raise SystemExit(
             f"bel eval: --detector model but {args.model} has no learned detector (no detector/ folder); use "
@@ -224,6 +235,8 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
         call_options["mode"] = args.mode
     if args.num_candidates is not None:
         call_options["num_candidates"] = args.num_candidates
+    if args.cascade is not None:
+        call_options["cascade"] = args.cascade
     start = time.perf_counter()
     predicted = linker(items, **call_options) if items else []
     seconds = time.perf_counter() - start
@@ -238,6 +251,8 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
     result.update(
         {
             "detector": _detector_name(linker, args.detector),
+            "backend": getattr(linker, "backend", args.backend),
+            "cascade": getattr(linker.model.config, "cascade", False) if args.cascade is None else args.cascade,
             "end_to_end_seconds": seconds,
             "documents_per_second": len(docs) / seconds if seconds > 0 else 0.0,
         }

@@ -6,7 +6,8 @@ shards over processes: `ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --
 A rerun refuses a partial run made with another checkpoint, options or input (`--overwrite` starts over); a second
 run on the same output exits at once (exit 2, naming the lock and its PID); `--on-error stop|skip` decides what a
 bad record does. Path mistakes (missing model or input, a file as model, a directory or unwritable place as output,
-the input as output) are one-line errors with exit 2 before any model is loaded.
+the input as output) are one-line errors with exit 2 before any model is loaded, and so is `--backend onnx` without
+onnxruntime. `--backend` (torch, int8, onnx) and `--no-cascade` are part of what a resumed run must match.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from bel.commands import options
 
 logger = logging.getLogger(__name__)
 # fields of bel.linking.LinkSettings given by the option of the same name
-SETTINGS_FROM_OPTIONS = ("batch_size", "top_k", "txt_mode", "detect_mentions", "detector", "deterministic")
+SETTINGS_FROM_OPTIONS = (
+    "batch_size",
+    "top_k",
+    "txt_mode",
+    "detect_mentions",
+    "detector",
+    "deterministic",
+    "cascade",
+    "backend",
+)
 ON_ERROR = ("stop", "skip")  # = bel.linking.ON_ERROR (not imported here: `--help` stays light)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # `name` or `org/name`
 
@@ -74,6 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score each document independently of its batch: byte-identical output whatever --batch-size, at "
         "about 1.2x the time (without it, a few scores may differ by 1e-6 between batch sizes)",
     )
+    _add_run_arguments(parser)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to do with bad records and partial runs, which KB, backend and cascade, threads and progress."""
     parser.add_argument(
         "--on-error",
         choices=ON_ERROR,
@@ -87,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="discard a partial run of this output (by default a rerun resumes it, and refuses when the checkpoint, "
         "the options or the already-linked part of the input differ)",
     )
+    options.add_cascade_argument(parser)
+    options.add_backend_argument(parser)
     options.add_kb_file_argument(parser)
     options.add_runtime_arguments(parser)
 
@@ -117,6 +134,7 @@ def _settings(args: argparse.Namespace):
 
     source, output = Path(args.input), Path(args.output)
     check_paths(args.model, source, output, getattr(args, "kb_file", None))
+    options.check_backend_installed(args)
     input_format = args.input_format or guess_format(source, INPUT_FORMATS)
     try:
         output_format = args.output_format or guess_format(output, OUTPUT_FORMATS)
@@ -167,7 +185,7 @@ def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
             settings.resolve_checkpoint()
         prepare_run(settings, rank, world, overwrite=args.overwrite)
         try:
-            linker = load_linker(args.model, kb_file=args.kb_file)
+            linker = load_linker(args.model, kb_file=args.kb_file, backend=args.backend)
         except OSError as error:
             raise ValueError(f"cannot load the model {args.model}: {error}") from None
         link_shard(linker, settings, rank=rank, world=world, progress=not args.no_progress)

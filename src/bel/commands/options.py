@@ -185,6 +185,42 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+BACKENDS = ("torch", "int8", "onnx")  # bel.backends_bel.BACKENDS plus bel.onnx_backend's "onnx"
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """`--backend`: how the reranker (and the learned detector) run; checked by argparse, installed-ness at load."""
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        metavar="BACKEND",
+        help="inference backend: torch (fp32, default), int8 (dynamic int8 linear layers, CPU) or onnx (the encoder "
+        "exported once to ONNX, cached, run by onnxruntime; needs pip install 'bel-linking[onnx]')",
+    )
+
+
+def add_cascade_argument(parser: argparse.ArgumentParser) -> None:
+    """`--no-cascade`: rerank every mention (`args.cascade` False); unset, None means the checkpoint's config.cascade."""
+    parser.add_argument(
+        "--no-cascade",
+        dest="cascade",
+        action="store_const",
+        const=False,
+        default=None,
+        help="rerank every mention, also those the retriever decides alone (a unique exact name match); default: "
+        "the checkpoint's config.cascade",
+    )
+
+
+def check_backend_installed(args: argparse.Namespace) -> None:
+    """Refuse `--backend onnx` in one line before anything is loaded when onnxruntime or the exporter is missing."""
+    if getattr(args, "backend", "torch") == "onnx":
+        from bel.onnx_backend import require_onnx
+
+        require_onnx()
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """`--threads` (torch intra-op threads) and `--no-progress` (silences every progress bar)."""
     parser.add_argument(
