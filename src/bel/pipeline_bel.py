@@ -76,8 +76,8 @@ class EntityLinkingPipeline(Pipeline):
     otherwise; `"model"` or `"dictionary"` force one), `errors` (`"raise"`, the default, or `"collect"`),
     `deterministic` (a bool, default False: batch-independent scoring, see above), `cascade` (a bool, default
     `config.cascade`: link unique exact matches without reranking). At construction only: `backend` (`"torch"`, the
-    default, or `"int8"`: dynamic int8 linear layers in the reranker and the detector; `bel.load_linker` adds
-    `"onnx"`).
+    default, or `"int8"`: dynamic int8 linear layers in the encoders of the reranker and the detector; `"onnx"` once
+    `bel.onnx_backend` is imported, which `bel.load_linker(..., backend="onnx")` does).
 
     `stage_seconds` accumulates the seconds spent per stage (`detect`, `retrieve`, `prepare`, `pack`, `forward`,
     `postprocess`) over the pipeline's life; clear it to start a new measurement.
