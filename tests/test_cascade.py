@@ -3,6 +3,8 @@ mention is in the output with the stage that decided it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bel import EntityLinkingPipeline
@@ -28,6 +30,22 @@ AMBIGUOUS_SPANS = [(2, 6), (12, 17), (24, 37)]
 def ambiguous_retriever() -> CandidateRetriever:
     rows = [(e, n, k == 0) for e, name, synonyms in AMBIGUOUS_KB for k, n in enumerate([name, *synonyms])]
     return CandidateRetriever.build([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def ambiguous_examples(tmp_path: Path, training: bool = False) -> list:
+    """The ambiguous text as a gold-annotated document ("cold" -> Common Cold), built into examples."""
+    from bel.data.document import Document, Mention, Passage
+
+    kb_file = tmp_path / "kb.tsv"
+    kb_file.write_text("".join(f"{e}\t{name}\t{'|'.join(syn)}\n" for e, name, syn in AMBIGUOUS_KB), encoding="utf-8")
+    kb = KnowledgeBase.load(kb_file, format="tsv")
+    golds = ("MESH:D000001", "MESH:D000003", "MESH:D000004")
+    mentions = [
+        Mention(s, e, AMBIGUOUS_TEXT[s:e], "Disease", (gold,))
+        for (s, e), gold in zip(AMBIGUOUS_SPANS, golds, strict=True)
+    ]
+    document = Document("doc", [Passage("text", 0, AMBIGUOUS_TEXT)], mentions)
+    return build_examples([document], ambiguous_retriever(), 4, kb=kb, retrieve_k=8, training=training)
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +125,7 @@ def test_config_field_turns_the_cascade_off(bert_tokenizer):
 
 
 def test_evaluation_scores_decided_mentions_in_retriever_order(bert_tokenizer, tmp_path):
-    from bel.data.document import Document, Mention, Passage
-
-    kb_file = tmp_path / "kb.tsv"
-    kb_file.write_text("".join(f"{e}\t{name}\t{'|'.join(syn)}\n" for e, name, syn in AMBIGUOUS_KB), encoding="utf-8")
-    kb = KnowledgeBase.load(kb_file, format="tsv")
-    golds = ("MESH:D000001", "MESH:D000003", "MESH:D000004")
-    mentions = [
-        Mention(s, e, AMBIGUOUS_TEXT[s:e], "Disease", (gold,))
-        for (s, e), gold in zip(AMBIGUOUS_SPANS, golds, strict=True)
-    ]
-    document = Document("doc", [Passage("text", 0, AMBIGUOUS_TEXT)], mentions)
-    examples = build_examples([document], ambiguous_retriever(), 4, kb=kb, retrieve_k=8)
+    examples = ambiguous_examples(tmp_path)
     assert examples[0].retriever_decided == [False, True, False]
     model = tiny_model(bert_tokenizer, mode="sentence", num_candidates=4)
     cascaded = score_examples(model, bert_tokenizer, examples, cascade=True)
@@ -126,3 +133,16 @@ def test_evaluation_scores_decided_mentions_in_retriever_order(bert_tokenizer, t
     decided = cascaded[0][1]
     assert decided == [-float(c) for c in range(len(decided))]
     assert full[0][1] != decided and len(cascaded[0]) == len(full[0]) == 3
+
+
+def test_hard_mentions_only_keeps_what_the_reranker_will_see(tmp_path):
+    from bel.examples import hard_mentions_only
+    from bel.training import TrainConfig
+
+    examples = ambiguous_examples(tmp_path, training=True)
+    hard = hard_mentions_only(examples)
+    assert [tuple(m) for m in hard[0].input.mentions] == [AMBIGUOUS_SPANS[0], AMBIGUOUS_SPANS[2]]
+    assert hard[0].gold_ids == [("MESH:D000001",), ("MESH:D000004",)]
+    assert len(hard[0].input.candidate_labels) == 2 and hard[0].input.sentences == examples[0].input.sentences
+    with pytest.raises(ValueError, match="--train-on"):
+        TrainConfig(dataset="ncbi-disease", train_on="easy").validate()

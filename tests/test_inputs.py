@@ -13,8 +13,7 @@ import pytest
 
 from bel import EntityLinkingPipeline
 from bel.data.pubtator import read_pubtator
-from bel.evaluation import _only_mentions
-from bel.examples import build_examples, build_retriever
+from bel.examples import build_examples, build_retriever, only_mentions
 from bel.inputs_bel import candidate_text, retrieval_queries
 from bel.kb import KnowledgeBase
 from bel.linking import pipeline_input
@@ -60,7 +59,7 @@ def assert_same_inputs(tokenizer, kb, documents, retriever, num_candidates: int,
     compared = 0
     for example in examples:
         kept = [m for m, done in enumerate(example.retriever_decided) if not (cascade and done)]
-        expected = _only_mentions(example.input, kept)
+        expected = only_mentions(example.input, kept)
         if not any(expected.candidates):
             assert example.input.text not in scored
             continue

@@ -20,7 +20,6 @@ Output keys of :func:`linking_metrics`: ``mentions``, ``evaluated``, ``nil_menti
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -133,27 +132,20 @@ def score_examples(
     With ``cascade``, mentions the retriever decides (``example.retriever_decided``) are left out of the reranker's
     input, as the pipeline leaves them out, and score their candidates in the retriever's order (0, -1, -2, ...).
     """
+    from bel.examples import only_mentions
+
     if not cascade:
         inputs = [example.input for example in examples]
         return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
     kept = [[m for m, done in enumerate(e.retriever_decided) if not done] for e in examples]
     scored = [d for d, keep in enumerate(kept) if keep]
-    inputs = [_only_mentions(examples[d].input, kept[d]) for d in scored]
+    inputs = [only_mentions(examples[d].input, kept[d]) for d in scored]
     reranked = model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens) if inputs else []
     scores = [[[-float(c) for c in range(len(ids))] for ids in e.candidate_ids] for e in examples]
     for d, doc_scores in zip(scored, reranked, strict=True):
         for m, mention_scores in zip(kept[d], doc_scores, strict=True):
             scores[d][m] = mention_scores
     return scores
-
-
-def _only_mentions(linking, keep: list[int]):
-    """``linking`` (a LinkingInput) with only the mentions ``keep``; its sentences are kept as they are."""
-    fields = ("mentions", "candidates", "candidate_scores", "candidate_labels")
-    picked = {name: getattr(linking, name) for name in fields}
-    return dataclasses.replace(
-        linking, **{name: rows if rows is None else [rows[m] for m in keep] for name, rows in picked.items()}
-    )
 
 
 def cascade_metrics(examples, scores: list[list[list[float]]], enabled: bool) -> dict:

@@ -16,6 +16,7 @@ Policy (DESIGN section 2, calibration lessons):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
@@ -161,6 +162,42 @@ def _document_example(doc, spans, found, retriever, num_candidates, kb, rng, sea
         [[c.entity_id for c in found[m]] for m in keep],
         [retriever_decides(found[m], searched) for m in keep],
     )
+
+
+def only_mentions(linking: LinkingInput, keep: Sequence[int]) -> LinkingInput:
+    """`linking` with only the mentions `keep` (their candidates, scores and labels); sentences are kept as they are,
+    so a sentence boundary never moves (the pipeline builds its cascade input the same way)."""
+    fields = ("mentions", "candidates", "candidate_scores", "candidate_labels")
+    picked = {name: getattr(linking, name) for name in fields}
+    return dataclasses.replace(
+        linking, **{name: rows if rows is None else [rows[m] for m in keep] for name, rows in picked.items()}
+    )
+
+
+def hard_mentions_only(examples: Sequence[DocumentExample]) -> list[DocumentExample]:
+    """The examples with only the mentions the confidence cascade leaves to the reranker (documents left with none
+    are dropped): training on what the reranker will see at inference (`bel train --train-on hard`)."""
+    kept_examples = []
+    for example in examples:
+        keep = [m for m, decided in enumerate(example.retriever_decided) if not decided]
+        if not keep:
+            continue
+        kept_examples.append(
+            DocumentExample(
+                example.doc_id,
+                only_mentions(example.input, keep),
+                _pick(example.candidate_ids, keep),
+                _pick(example.gold_ids, keep),
+                _pick(example.raw_gold_ids, keep),
+                _pick(example.retrieved_ids, keep),
+                [False] * len(keep),
+            )
+        )
+    return kept_examples
+
+
+def _pick(rows: list, keep: Sequence[int]) -> list:
+    return [rows[m] for m in keep] if rows else rows
 
 
 def _inject_gold(candidates: list[Candidate], gold: tuple[str, ...], retriever, num_candidates: int) -> list[Candidate]:

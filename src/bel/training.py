@@ -125,6 +125,13 @@ class TrainConfig:
             "reranker, then the detector saved inside OUTPUT/best/detector)"
         },
     )
+    train_on: str = field(
+        default="all",
+        metadata={
+            "help": "which training mentions the reranker learns from: all (default) or hard (only those the "
+            "confidence cascade leaves to the reranker: no unique exact match)"
+        },
+    )
     detector_epochs: int = 4
     detector_learning_rate: float = 1e-4
     detector_batch_size: int = field(default=8, metadata={"help": "windows per detector training step"})
@@ -134,6 +141,8 @@ class TrainConfig:
     )
 
     def validate(self) -> None:
+        if self.train_on not in ("all", "hard"):
+            raise ValueError(f"--train-on must be all or hard, got {self.train_on!r}.")
         if self.stage not in STAGES:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
@@ -158,12 +167,14 @@ def _corpus(config: TrainConfig) -> tuple[list, list, list]:
 
 
 def _data(config: TrainConfig, log):
-    from bel.examples import build_examples, build_retriever, load_knowledge_base
+    from bel.examples import build_examples, build_retriever, hard_mentions_only, load_knowledge_base
 
     all_train_docs, train_docs, dev_docs = _corpus(config)
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
     retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
     train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
+    if config.train_on == "hard":
+        train = hard_mentions_only(train)
     dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
     log.info(
         "%d training documents (%d mentions), %d dev documents",
@@ -178,13 +189,15 @@ def _evaluate(accelerator, model, tokenizer, examples, retriever, config: TrainC
     """Dev metrics, each process scoring its share of the documents (gathered with ``gather_object``)."""
     from accelerate.utils import gather_object
 
-    from bel.evaluation import linking_metrics, rank_candidates
+    from bel.evaluation import linking_metrics, rank_candidates, score_examples
 
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
     rows = []
     with accelerator.split_between_processes(examples) as part:
-        scores = unwrapped.score(tokenizer, [e.input for e in part], max_tokens=config.eval_max_tokens) if part else []
+        # as the pipeline will link: mentions the cascade decides keep the retriever's ranking
+        cascade = getattr(unwrapped.config, "cascade", False)
+        scores = score_examples(unwrapped, tokenizer, part, max_tokens=config.eval_max_tokens, cascade=cascade)
         for example, doc_scores in zip(part, scores, strict=True):
             for m, ids in enumerate(example.candidate_ids):
                 rows.append(
@@ -239,6 +252,7 @@ CARD_HYPERPARAMETERS = (
     "early_stopping_patience",
     "max_train_documents",
     "eval_max_documents",
+    "train_on",
     "seed",
 )
 """The TrainConfig fields the model card lists (unset ones are left out)."""
