@@ -141,6 +141,9 @@ class MentionDetector:
         max_length (`int`, *optional*): tokens per window including `[CLS]`/`[SEP]` (default: the model config's
             `bel_max_length`, else 512).
         overlap (`int`, *optional*): tokens shared by neighbouring windows (default: config's `bel_overlap`, else 64).
+        batch_size (`int`, *optional*, defaults to 16): windows per forward pass, at most.
+        max_tokens (`int`, *optional*, defaults to 4096): padded tokens per forward pass, at most (windows are sorted
+            by length, so titles are encoded together and not padded to the length of abstracts).
 
     Example:
 
@@ -152,9 +155,15 @@ class MentionDetector:
     """
 
     def __init__(
-        self, model, tokenizer, max_length: int | None = None, overlap: int | None = None, batch_size: int = 16
+        self,
+        model,
+        tokenizer,
+        max_length: int | None = None,
+        overlap: int | None = None,
+        batch_size: int = 16,
+        max_tokens: int = 4096,
     ) -> None:
-        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.model, self.tokenizer, self.batch_size, self.max_tokens = model.eval(), tokenizer, batch_size, max_tokens
         self.max_length = max_length or getattr(model.config, "bel_max_length", None) or 512
         self.overlap = overlap if overlap is not None else getattr(model.config, "bel_overlap", 64)
         self.model.config.bel_max_length, self.model.config.bel_overlap = self.max_length, self.overlap
@@ -212,11 +221,10 @@ class MentionDetector:
         jobs = [(k, w) for k, (_, pw) in enumerate(passages) for w in range(len(pw.windows)) if pw.windows[w][1] > 0]
         labels: dict[tuple[int, int], list[str]] = {}
         jobs.sort(key=lambda job: passages[job[0]][1].windows[job[1]][1] - passages[job[0]][1].windows[job[1]][0])
-        for begin in range(0, len(jobs), self.batch_size):
-            batch = jobs[begin : begin + self.batch_size]
-            inputs = [self.window_inputs(passages[k][1], passages[k][1].windows[w]) for k, w in batch]
-            for job, predicted in zip(batch, self._predict(inputs), strict=True):
-                labels[job] = predicted
+        inputs = [self.window_inputs(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
+        for batch in self._length_batches([len(ids) for ids in inputs]):
+            for index, predicted in zip(batch, self._predict([inputs[i] for i in batch]), strict=True):
+                labels[jobs[index]] = predicted
         entities: list[list[Entity]] = [[] for _ in documents]
         for k, (d, passage) in enumerate(passages):
             token_labels = []
@@ -227,6 +235,17 @@ class MentionDetector:
                 firsts, spans = word_spans(passage.offsets, passage.words)
                 entities[d].extend(decode_labels([token_labels[t] for t in firsts], spans))
         return [sorted(found) for found in entities]
+
+    def _length_batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices of length-sorted windows in batches of at most `batch_size` windows and `max_tokens` padded tokens:
+        short windows (titles) are not padded to the length of long ones (abstracts)."""
+        batches: list[list[int]] = []
+        for index, length in enumerate(lengths):
+            if batches and len(batches[-1]) < self.batch_size and length * (len(batches[-1]) + 1) <= self.max_tokens:
+                batches[-1].append(index)
+            else:
+                batches.append([index])
+        return batches
 
     def _predict(self, inputs: list[list[int]]) -> list[list[str]]:
         """Label names of the content tokens (special tokens stripped) of each window."""
