@@ -211,11 +211,45 @@ def end_to_end_table() -> str:
     return "\n".join(lines)
 
 
+THROUGHPUT = ("throughput-ncbi-test", "throughput-bc5cdr-disease-test")  # gold spans, eval/throughput.py
+
+
+def throughput_table(run: str) -> str:
+    """Gold-span reranking per configuration (eval/throughput.py): Acc@1 on the whole split, speed on its first
+    documents (medians of interleaved repeats, one thread)."""
+    record = load(run, "throughput.json")
+    lines = [
+        "| configuration | Acc@1 (Acc@5) | decided by retriever | mentions/s | vs pair | vs packed | forward vs packed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, result in record["results"].items():
+        accuracy = result["accuracy"]
+        documents = result["accuracy_documents"]
+        where = "" if documents == record["documents"] else f" ({documents} docs)"
+        lines.append(
+            f"| {name} | {_pct(accuracy['acc@1'])}{where} ({_pct(accuracy['acc@5'])}) "
+            f"| {_pct(accuracy['cascade']['decided_by_retriever_share'])} % | {result['mentions_per_second']:.1f} "
+            f"| {result['speedup_vs_pair']:.2f}x | {result['speedup_vs_packed']:.2f}x "
+            f"| {result['forward_speedup_vs_packed']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def link_profile_table() -> str:
+    """`bel link` from raw text on the 500 BC5CDR test abstracts, per configuration (eval/link_profile.py)."""
+    return (RUNS / "link-profile-bc5cdr-500" / "link_profile.md").read_text(encoding="utf-8").strip()
+
+
 def tables() -> dict[str, str]:
     out = {name: mode_table(spec) for name, spec in MODE_TABLES.items()}
     out["ncbi-runs"] = ncbi_runs_table()
     out["retriever-recall"] = recall_table()
     out["retriever-speed"] = retriever_speed_table()
+    for run in THROUGHPUT:
+        if (RUNS / run / "throughput.json").is_file():
+            out[run] = throughput_table(run)
+    if (RUNS / "link-profile-bc5cdr-500" / "link_profile.json").is_file():
+        out["link-profile"] = link_profile_table()
     if all((RUNS / run / "eval_model.json").is_file() for _, run in END_TO_END):
         out["end-to-end"] = end_to_end_table()
     return out

@@ -120,12 +120,12 @@ def test_profile_in_subprocess_reports_its_own_peak_memory(corpus):
     assert profile["mentions"] == count and profile["threads"] == 1 and profile["load_seconds"] > 0
 
 
-def in_process(checkpoint, corpus, *, threads=None, backend="torch", **options) -> dict:
+def in_process(checkpoint, corpus, *, threads=None, backend="torch", device="cpu", **options) -> dict:
     """`profile_in_subprocess` without the subprocess (a fresh interpreter per run is the slow test's)."""
     from bel import load_linker
 
-    assert threads == 1 and backend == "torch"
-    return profile_link(load_linker(checkpoint), corpus, **options)
+    assert threads == 1 and backend == "torch" and device == "cpu"  # --device auto is the CPU on this machine
+    return profile_link(load_linker(checkpoint, device), corpus, **options)
 
 
 def test_bench_end_to_end_writes_both_profiles(corpus, tmp_path, monkeypatch):

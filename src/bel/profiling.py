@@ -143,6 +143,7 @@ def profile_in_subprocess(
     cascade: bool | None = None,
     input_format: str | None = None,
     batch_size: int = 8,
+    device: str = "cpu",
     timeout: float = 6 * 3600,
 ) -> dict:
     """`profile_link` of one configuration in a fresh interpreter (its own peak RSS); the result gains
@@ -150,7 +151,7 @@ def profile_in_subprocess(
     with tempfile.TemporaryDirectory(prefix="bel-profile-") as workdir:
         result_file = Path(workdir) / "profile.json"
         command = [sys.executable, "-m", "bel.profiling", str(checkpoint), str(corpus), "--output", str(result_file)]
-        command += ["--backend", backend, "--batch-size", str(batch_size)]
+        command += ["--backend", backend, "--batch-size", str(batch_size), "--device", device]
         command += ["--detect-mentions"] if detect_mentions else []
         command += ["--threads", str(threads)] if threads else []
         command += ["--input-format", input_format] if input_format else []
@@ -218,6 +219,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="JSON file the profile is written to")
     parser.add_argument("--detect-mentions", action="store_true", help="link from raw text (else the given spans)")
     parser.add_argument("--backend", default="torch")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--input-format", default=None)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -238,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    linker = load_linker(args.checkpoint, **({} if args.backend == "torch" else {"backend": args.backend}))
+    backend = {} if args.backend == "torch" else {"backend": args.backend}
+    linker = load_linker(args.checkpoint, device=args.device, **backend)
     load_seconds = time.perf_counter() - started
     result = profile_link(
         linker,
@@ -248,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         cascade=args.cascade,
     )
-    result.update(load_seconds=load_seconds, threads=torch.get_num_threads(), backend=args.backend)
+    result.update(load_seconds=load_seconds, threads=torch.get_num_threads(), backend=args.backend, device=args.device)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 

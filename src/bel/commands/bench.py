@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "spans (documents/s, mentions/s, peak RSS, time per stage) instead of timing packing modes",
     )
     options.add_backend_argument(parser)
+    options.add_device_argument(parser)
     options.add_cascade_argument(parser)
     options.add_encoder_argument(parser)
     options.add_num_candidates_argument(parser, default=16)
@@ -89,7 +90,8 @@ def _end_to_end(args: argparse.Namespace) -> int:
 
     from bel.profiling import profile_configurations
 
-    common = {"threads": args.threads, "backend": args.backend, "cascade": args.cascade}
+    device = options.device_for(args)
+    common = {"threads": args.threads, "backend": args.backend, "cascade": args.cascade, "device": device}
     with tempfile.TemporaryDirectory(prefix="bel-bench-") as workdir:
         source, corpus, fmt = _end_to_end_corpus(args, workdir)
         configurations = {
@@ -106,6 +108,7 @@ def _end_to_end(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "backend": args.backend,
         "cascade": args.cascade,
+        "device": device,
     }
     if not args.corpus_file:
         settings.update(dataset=args.dataset, split=args.split)

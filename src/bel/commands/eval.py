@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
     options.add_backend_argument(parser)
+    options.add_device_argument(parser)
     options.add_cascade_argument(parser)
     options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
@@ -100,6 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = tokenizer = None
     if args.model:
         model, tokenizer, retriever = load_components(args.model, backend=args.backend)
+        model.to(options.device_for(args))
         retriever, retriever_source, alias_files = retriever_for_checkpoint(args, kb, retriever)
     else:
         retriever, alias_files = _fresh_retriever(args, kb)
@@ -221,7 +223,7 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
     from bel.examples import canonical_gold
     from bel.saving import load_linker
 
-    linker = load_linker(args.model, retriever=retriever, backend=args.backend)
+    linker = load_linker(args.model, options.device_for(args), retriever=retriever, backend=args.backend)
     if args.detector == "model" and hasattr(linker, "detector") and linker.detector is None:
         raise SystemExit(
             f"bel eval: --detector model but {args.model} has no learned detector (no detector/ folder); use "

@@ -104,6 +104,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     options.add_cascade_argument(parser)
     options.add_backend_argument(parser)
+    options.add_device_argument(parser)
     options.add_kb_file_argument(parser)
     options.add_runtime_arguments(parser)
 
@@ -185,7 +186,8 @@ def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
             settings.resolve_checkpoint()
         prepare_run(settings, rank, world, overwrite=args.overwrite)
         try:
-            linker = load_linker(args.model, kb_file=args.kb_file, backend=args.backend)
+            device = options.device_for(args)
+            linker = load_linker(args.model, device=device, kb_file=args.kb_file, backend=args.backend)
         except OSError as error:
             raise ValueError(f"cannot load the model {args.model}: {error}") from None
         link_shard(linker, settings, rank=rank, world=world, progress=not args.no_progress)

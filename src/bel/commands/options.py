@@ -200,6 +200,33 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """`--device`: where the models run (see [`device_for`])."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="cpu, cuda, cuda:N or auto (default: this process's GPU, cuda:$LOCAL_RANK, when torch sees one, else "
+        "cpu); the int8 and onnx backends run on the CPU",
+    )
+
+
+def device_for(args: argparse.Namespace) -> str:
+    """The torch device of `--device` (auto: `cuda:$LOCAL_RANK` when CUDA is there, else cpu), checked against
+    `--backend`: int8 (torch dynamic quantisation) and onnx (onnxruntime's CPU provider) run on the CPU only."""
+    import torch
+
+    device = getattr(args, "device", "auto") or "auto"
+    if device == "auto":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    backend = getattr(args, "backend", "torch")
+    if device != "cpu" and backend != "torch":
+        raise ValueError(
+            f"--backend {backend} runs on the CPU only: pass --device cpu, or --backend torch on {device}."
+        )
+    return device
+
+
 def add_cascade_argument(parser: argparse.ArgumentParser) -> None:
     """`--no-cascade`: rerank every mention (`args.cascade` False); unset, None means the checkpoint's config.cascade."""
     parser.add_argument(
