@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from bel.backends_bel import int8_engine
 from bel.evaluation import example_metrics
 from bel.examples import build_examples, load_documents, load_knowledge_base
 from bel.manifest import run_manifest
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     retriever = retriever_for_kb(args.checkpoint, kb, retriever=retriever)
     documents = load_documents(args.dataset, args.split, args.data_dir)[: args.documents]
     num_candidates = models["torch"].config.num_candidates
-    examples = build_examples(documents, retriever, num_candidates, kb=kb)
+    examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)  # as `bel eval` builds them
     result = {
         "settings": {
             "checkpoint": args.checkpoint,
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": models["torch"].config.mode,
             "max_tokens": args.max_tokens,
             "threads": args.threads,
+            "int8_engine": int8_engine(),
             "repeats": args.repeats,
         },
         "results": measure(models, tokenizer, examples, retriever, args.repeats, args.max_tokens),

@@ -87,6 +87,29 @@ def test_int8_gives_the_fp32_top1(fp32_model, tokenizer, documents):
     assert (flat(scores) - flat(reference)).abs().max() < INT8_TOLERANCE
 
 
+def test_int8_is_per_channel_packed_for_its_engine_and_restores_the_global_one(fp32_model, tokenizer, documents):
+    from bel import backends_bel
+    from bel.backends_bel import quantize_int8
+
+    before = torch.backends.quantized.engine
+    reference = top1(fp32_model.score(tokenizer, documents, mode="mention"))
+    for engine in dict.fromkeys([backends_bel.int8_engine(), before]):  # oneDNN where built in, and torch's default
+        model = copy.deepcopy(fp32_model)
+        quantize_int8(model.base_model, engine=engine)
+        assert torch.backends.quantized.engine == before  # only the packing used `engine`
+        weight = model.encoder.encoder.layer[0].output.dense.weight()
+        assert weight.qscheme() == torch.per_channel_affine and len(weight.q_per_channel_scales()) == weight.shape[0]
+        assert top1(model.score(tokenizer, documents, mode="mention")) == reference
+
+
+def test_int8_engine_falls_back_when_onednn_is_not_built_in(monkeypatch):
+    from bel import backends_bel
+
+    assert backends_bel.int8_engine() in torch.backends.quantized.supported_engines
+    monkeypatch.setattr(backends_bel, "INT8_ENGINE", "no-such-engine")
+    assert backends_bel.int8_engine() == torch.backends.quantized.engine
+
+
 def test_onnx_gives_the_fp32_top1(fp32_model, onnx_model, tokenizer, documents, onnx_cache):
     from bel.onnx_backend import INFO_FILE, OnnxEncoder, use_onnx
 
@@ -290,3 +313,14 @@ def test_bel_eval_records_backend_and_cascade(linker_dir, tmp_path):
     assert result["end_to_end"]["backend"] == "int8" and result["end_to_end"]["cascade"] is False
     with pytest.raises(SystemExit, match="--retriever-only"):
         main(["eval", "--retriever-only", *common, "--backend", "int8"])
+
+
+def test_device_auto_is_the_cpu_here_and_cpu_backends_refuse_a_gpu():
+    import argparse
+
+    from bel.commands import options
+
+    assert options.device_for(argparse.Namespace(device="auto", backend="int8")) in ("cpu", "cuda:0")
+    assert options.device_for(argparse.Namespace(device="cpu", backend="onnx")) == "cpu"
+    with pytest.raises(ValueError, match="--backend int8 runs on the CPU only"):
+        options.device_for(argparse.Namespace(device="cuda", backend="int8"))
