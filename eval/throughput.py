@@ -139,17 +139,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pair-accuracy", choices=("timing", "all"), default="timing")
-    parser.add_argument("--backends", default="fp32,int8,onnx", help="comma-separated: fp32, int8, onnx")
+    parser.add_argument("--backends", default="fp32,int8,onnx", help="comma-separated: fp32, int8, onnx (CPU ones)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]; on a GPU only fp32 runs")
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     model, tokenizer, retriever = load_components(args.checkpoint)
-    model.eval()
+    model.eval().to(args.device)
     kb = load_knowledge_base(args.dataset, args.data_dir)
     docs = load_documents(args.dataset, args.split, args.data_dir)[: args.max_documents]
     examples = build_examples(docs, retriever, model.config.num_candidates, kb=kb, retrieve_k=64)
-    backends = args.backends.split(",")
+    backends = args.backends.split(",") if args.device == "cpu" else ["fp32"]  # int8 and ONNX run on the CPU
     with_onnx = "onnx" in backends and importlib.util.find_spec("onnxruntime") is not None
     backends = [b for b in backends if b != "onnx" or with_onnx]
     models = variants(model, with_onnx)
@@ -160,6 +161,7 @@ def main() -> None:
         "documents": len(examples),
         "num_candidates": model.config.num_candidates,
         "threads": torch.get_num_threads(),
+        "device": args.device,
         **measure(args, models, tokenizer, examples, retriever, configurations(model.config.mode, backends)),
         "manifest": run_manifest(sys.argv),
     }
