@@ -25,16 +25,15 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import logging
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from bel.backends_bel import apply_backend
+from bel.commands import write_json_result
 from bel.evaluation import cascade_metrics, example_metrics, score_examples
 from bel.examples import build_examples, load_documents, load_knowledge_base
 from bel.manifest import run_manifest
@@ -165,11 +164,7 @@ def main() -> None:
         **measure(args, models, tokenizer, examples, retriever, configurations(model.config.mode, backends)),
         "manifest": run_manifest(sys.argv),
     }
-    text = json.dumps(result, indent=2)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    write_json_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,15 @@ def hf_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "hf_home"
     monkeypatch.setenv("HF_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def corpus(bert_tokenizer, tmp_path_factory) -> tuple[Path, Path, int]:
+    """A saved tiny linker (sentence mode), a two-copy PubTator corpus and its number of mentions."""
+    from .helpers import write_pubtator_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    model = make_linker(bert_tokenizer, root / "model", mode="sentence")
+    source = root / "input.pubtator"
+    count = write_pubtator_corpus(source, copies=2)
+    return model, source, count

@@ -12,16 +12,7 @@ import pytest
 
 from bel.data.pubtator import read_pubtator
 
-from .helpers import TWO_PROCESSES, bel, make_linker, run, write_pubtator_corpus
-
-
-@pytest.fixture(scope="module")
-def corpus(bert_tokenizer, tmp_path_factory):
-    root = tmp_path_factory.mktemp("link")
-    model = make_linker(bert_tokenizer, root / "model", mode="sentence")
-    source = root / "input.pubtator"
-    count = write_pubtator_corpus(source, copies=2)
-    return model, source, count
+from .helpers import TWO_PROCESSES, bel, run
 
 
 @pytest.mark.slow  # `bel link` in a fresh interpreter

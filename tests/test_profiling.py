@@ -18,17 +18,6 @@ from bel.profiling import (
     subset_corpus,
 )
 
-from .helpers import make_linker, write_pubtator_corpus
-
-
-@pytest.fixture(scope="module")
-def corpus(bert_tokenizer, tmp_path_factory):
-    root = tmp_path_factory.mktemp("profile")
-    model = make_linker(bert_tokenizer, root / "model", mode="sentence")
-    source = root / "input.pubtator"
-    count = write_pubtator_corpus(source, copies=2)
-    return model, source, count
-
 
 @pytest.fixture(scope="module")
 def sentence_linker(corpus):

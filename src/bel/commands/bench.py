@@ -47,9 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="profile whole `bel link` runs of this saved linker over the corpus, from raw text and from the given "
         "spans (documents/s, mentions/s, peak RSS, time per stage) instead of timing packing modes",
     )
-    options.add_backend_argument(parser)
-    options.add_device_argument(parser)
-    options.add_cascade_argument(parser)
+    options.add_inference_arguments(parser)
     options.add_encoder_argument(parser)
     options.add_num_candidates_argument(parser, default=16)
     options.add_mode_list_arguments(parser)

@@ -51,9 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, text in FLAGS:
         parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
-    options.add_backend_argument(parser)
-    options.add_device_argument(parser)
-    options.add_cascade_argument(parser)
+    options.add_inference_arguments(parser)
     options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
     parser.add_argument(

@@ -23,17 +23,6 @@ from pathlib import Path
 from bel.commands import options
 
 logger = logging.getLogger(__name__)
-# fields of bel.linking.LinkSettings given by the option of the same name
-SETTINGS_FROM_OPTIONS = (
-    "batch_size",
-    "top_k",
-    "txt_mode",
-    "detect_mentions",
-    "detector",
-    "deterministic",
-    "cascade",
-    "backend",
-)
 ON_ERROR = ("stop", "skip")  # = bel.linking.ON_ERROR (not imported here: `--help` stays light)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # `name` or `org/name`
 
@@ -102,9 +91,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="discard a partial run of this output (by default a rerun resumes it, and refuses when the checkpoint, "
         "the options or the already-linked part of the input differ)",
     )
-    options.add_cascade_argument(parser)
-    options.add_backend_argument(parser)
-    options.add_device_argument(parser)
+    options.add_inference_arguments(parser)
     options.add_kb_file_argument(parser)
     options.add_runtime_arguments(parser)
 
@@ -150,7 +137,7 @@ def _settings(args: argparse.Namespace):
         on_error=args.on_error,
         kb_file=Path(args.kb_file) if args.kb_file else None,
         command=shlex.join(["bel", *sys.argv[1:]]) if sys.argv[1:] else None,
-        **{name: getattr(args, name) for name in SETTINGS_FROM_OPTIONS},
+        **{name: getattr(args, name) for name in settings_from_options()},
     )
 
 
@@ -195,3 +182,11 @@ def _link(args: argparse.Namespace, settings, rank: int, world: int) -> None:
             if world > 1:
                 wait_for_shards(settings, world)
             merge_shards(settings, world, linker=linker)
+
+
+def settings_from_options() -> tuple[str, ...]:
+    """The fields of `bel.linking.LinkSettings` given by the option of the same name: the output-changing ones (bar
+    the formats, which are guessed from the file names when not given) and the batch size."""
+    from bel.linking import IDENTITY_OPTIONS
+
+    return ("batch_size", *(name for name in IDENTITY_OPTIONS if not name.endswith("_format")))

@@ -200,6 +200,13 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--backend`, `--device` and `--no-cascade`: how and where the models run, and whether the cascade is on."""
+    add_backend_argument(parser)
+    add_device_argument(parser)
+    add_cascade_argument(parser)
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """`--device`: where the models run (see [`device_for`])."""
     parser.add_argument(
