@@ -3,7 +3,9 @@
 Example (one thread, all 500 BC5CDR test abstracts)::
 
     python eval/link_profile.py runs/bc5cdr-end-to-end-linker/best "$BEL_DATA_DIR/bc5cdr/CDR_TestSet.PubTator.txt" \\
-        --release-dir /work/release-50b4b58 --output-dir eval/runs/link-profile-bc5cdr-500
+        --release-dir /tmp/release-50b4b58 --output-dir eval/runs/link-profile-bc5cdr-500
+
+The release's source is extracted into `--release-dir` with `git archive 50b4b58` when it is not there yet.
 
 Configurations, each run in a fresh subprocess (its own peak RSS), interleaved `--repeats` times, medians reported:
 
@@ -271,6 +273,16 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def extract_release(release_dir: Path) -> None:
+    """The release's source tree in `release_dir` (`git archive RELEASE`, from this repository), unless it is there."""
+    if (release_dir / "src" / "bel").is_dir():
+        return
+    release_dir.mkdir(parents=True, exist_ok=True)
+    repository = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "archive", RELEASE], cwd=repository, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(release_dir)], input=archive, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     if args.child:  # the release's side: only the standard library and the release's bel
@@ -282,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     from bel.manifest import run_manifest
     from bel.profiling import subset_corpus
 
+    extract_release(args.release_dir)
     with tempfile.TemporaryDirectory(prefix="bel-link-profile-") as workdir:
         checkpoint = release_checkpoint(Path(args.model), Path(workdir) / "release-checkpoint")
         corpus = args.input
