@@ -227,7 +227,7 @@ def throughput_table(run: str) -> str:
         documents = result["accuracy_documents"]
         where = "" if documents == record["documents"] else f" ({documents} docs)"
         lines.append(
-            f"| {name} | {_pct(accuracy['acc@1'])}{where} ({_pct(accuracy['acc@5'])}) "
+            f"| {name} | {100 * accuracy['acc@1']:.2f}{where} ({100 * accuracy['acc@5']:.2f}) "
             f"| {_pct(accuracy['cascade']['decided_by_retriever_share'])} % | {result['mentions_per_second']:.1f} "
             f"| {result['speedup_vs_pair']:.2f}x | {result['speedup_vs_packed']:.2f}x "
             f"| {result['forward_speedup_vs_packed']:.2f}x |"
