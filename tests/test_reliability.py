@@ -132,6 +132,11 @@ def test_pubtator_errors_name_file_and_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ crash, determinism
+def link_args(model, source, output, *options: str) -> list[str]:
+    """`bel link MODEL SOURCE --output OUTPUT OPTIONS...` as arguments after `bel`."""
+    return ["link", str(model), str(source), "--output", str(output), *options]
+
+
 @pytest.mark.slow  # `bel link` twice in fresh interpreters, one killed
 def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, linker, tmp_path):
     source = tmp_path / "in.pubtator"
@@ -140,19 +145,7 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, l
 
     out = tmp_path / "out.jsonl"
     sidecar = tmp_path / "out.jsonl.part-0-of-1.jsonl.progress.json"
-    command = [
-        sys.executable,
-        "-m",
-        "bel",
-        "link",
-        str(linker_dir),
-        str(source),
-        "--output",
-        str(out),
-        "--batch-size",
-        "4",
-        "--no-progress",
-    ]
+    command = [sys.executable, "-m", "bel", *link_args(linker_dir, source, out, "--batch-size", "4", "--no-progress")]
     process = subprocess.Popen(
         command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -166,7 +159,7 @@ def test_sigkill_then_restart_finishes_without_half_written_output(linker_dir, l
     done = json.loads(sidecar.read_text())["documents"]
     assert 20 <= done < 150 and not out.exists()
 
-    result = bel("--log-level", "INFO", "link", str(linker_dir), str(source), "--output", str(out), "--batch-size", "4")
+    result = bel("--log-level", "INFO", *link_args(linker_dir, source, out, "--batch-size", "4"))
     assert result.returncode == 0, result.stderr[-3000:]
     # it resumed: only the documents not yet done were linked again (a restart from zero would link all 150)
     assert f"linked {150 - done} documents in this run ({done} were already linked before it)" in result.stderr
@@ -216,19 +209,7 @@ def test_output_is_byte_identical_across_runs_and_batch_sizes(linker_dir, linker
     write_pubtator_corpus(source, copies=4)
     out = tmp_path / "cli.jsonl"
     assert (
-        bel(
-            "link",
-            str(linker_dir),
-            str(source),
-            "--output",
-            str(out),
-            "--batch-size",
-            "5",
-            "--top-k",
-            "4",
-            "--deterministic",
-        ).returncode
-        == 0
+        bel(*link_args(linker_dir, source, out, "--batch-size", "5", "--top-k", "4", "--deterministic")).returncode == 0
     )
     outputs = [out.read_bytes()]
     for k, batch_size in enumerate([1, 3, 3]):
