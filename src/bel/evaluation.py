@@ -24,6 +24,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+from bel.examples import only_mentions
+
 logger = logging.getLogger(__name__)
 
 RECALL_KS = (1, 5, 16, 64)
@@ -126,21 +128,21 @@ def score_examples(
     template: str | None = None,
     max_tokens: int = 2048,
     cascade: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> list[list[list[float]]]:
     """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used).
 
     With ``cascade``, mentions the retriever decides (``example.retriever_decided``) are left out of the reranker's
     input, as the pipeline leaves them out, and score their candidates in the retriever's order (0, -1, -2, ...).
+    ``timings`` accumulates the packing and forward seconds (see ``model.score``).
     """
-    from bel.examples import only_mentions
-
+    options = {"mode": mode, "template": template, "max_tokens": max_tokens, "timings": timings}
     if not cascade:
-        inputs = [example.input for example in examples]
-        return model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens)
+        return model.score(tokenizer, [example.input for example in examples], **options)
     kept = [[m for m, done in enumerate(e.retriever_decided) if not done] for e in examples]
     scored = [d for d, keep in enumerate(kept) if keep]
     inputs = [only_mentions(examples[d].input, kept[d]) for d in scored]
-    reranked = model.score(tokenizer, inputs, mode=mode, template=template, max_tokens=max_tokens) if inputs else []
+    reranked = model.score(tokenizer, inputs, **options) if inputs else []
     scores = [[[-float(c) for c in range(len(ids))] for ids in e.candidate_ids] for e in examples]
     for d, doc_scores in zip(scored, reranked, strict=True):
         for m, mention_scores in zip(kept[d], doc_scores, strict=True):
