@@ -228,16 +228,22 @@ class CandidateRetriever:
         batch_size: int = 256,
         exclude_sources: Sequence[Collection[str] | None] | None = None,
         num_threads: int | None = None,
+        exclude_names: Sequence[Collection[str] | None] | None = None,
     ) -> list[list[Candidate]]:
         """Top ``top_k`` distinct entities for each mention, best name per entity, deterministic order.
 
         ``exclude_sources[i]`` hides, for mention ``i``, alias rows all of whose sources are in that collection
-        (leave-document-out training candidates). Batches of ``batch_size`` mentions are scored with one sparse
+        (leave-document-out training candidates). ``exclude_names[i]`` hides, for mention ``i``, every row (KB name or
+        alias) whose exact key equals that of one of those names (KB-synthesised training: a synonym used as a
+        pseudo-mention must not find itself). Batches of ``batch_size`` mentions are scored with one sparse
         matrix product each, on ``num_threads`` threads (default: up to 2; scipy releases the GIL in the product).
         Mentions with the same normalised string are scored once (each gets its own Candidate objects).
         """
         if exclude_sources is not None and len(exclude_sources) != len(mentions):
             raise ValueError("exclude_sources needs one entry per mention")
+        if exclude_names is not None and len(exclude_names) != len(mentions):
+            raise ValueError("exclude_names needs one entry per mention")
+        hidden_rows = [self._name_rows(n) if n else None for n in exclude_names] if exclude_names else None
         normalized = [normalize_name(m) for m in mentions]
         matrix_t = self._matrix_t  # built here, before the threads share it
         groups: dict[str, list[int]] = {}
@@ -256,8 +262,9 @@ class CandidateRetriever:
                 shared: list[Candidate] | None = None
                 for index in groups[text]:
                     excluded = exclude_sources[index] if exclude_sources is not None else None
-                    if excluded:
-                        ranked.append((index, self._rank(text, rows, row_scores, top_k, excluded)))
+                    named = hidden_rows[index] if hidden_rows is not None else None
+                    if excluded or named is not None:
+                        ranked.append((index, self._rank(text, rows, row_scores, top_k, excluded, named)))
                     elif shared is None:
                         shared = self._rank(text, rows, row_scores, top_k, None)
                         ranked.append((index, shared))
@@ -277,11 +284,19 @@ class CandidateRetriever:
                 results[index] = candidates
         return results
 
-    def _hidden(self, rows: np.ndarray, excluded: Collection[str] | None) -> np.ndarray:
+    def _name_rows(self, names: Collection[str]) -> np.ndarray:
+        """Rows whose exact key is that of one of ``names``."""
+        found = [self._exact_rows(exact_key(name)) for name in names]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+    def _hidden(
+        self, rows: np.ndarray, excluded: Collection[str] | None, named_rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        named = np.isin(rows, named_rows) if named_rows is not None else np.zeros(len(rows), dtype=bool)
         if not excluded:
-            return np.zeros(len(rows), dtype=bool)
+            return named
         excluded = set(excluded)
-        return np.array(
+        return named | np.array(
             [
                 bool(self.row_alias[r]) and all(s in excluded for s in self.alias_sources.get(int(r), [""]))
                 for r in rows
@@ -290,7 +305,13 @@ class CandidateRetriever:
         )
 
     def _rank(
-        self, mention: str, rows: np.ndarray, row_scores: np.ndarray, top_k: int, excluded: Collection[str] | None
+        self,
+        mention: str,
+        rows: np.ndarray,
+        row_scores: np.ndarray,
+        top_k: int,
+        excluded: Collection[str] | None,
+        named_rows: np.ndarray | None = None,
     ) -> list[Candidate]:
         exact_rows = self._exact_rows(exact_key(mention))
         limit = max(8 * top_k, top_k + 64)  # rows, not entities: MeSH has ~9 names per entity
@@ -308,7 +329,7 @@ class CandidateRetriever:
             is_exact = np.zeros(len(pool), dtype=bool)
             is_exact[len(pool) - len(exact_rows) :] = True
             pool_scores = np.concatenate([np.minimum(pool_scores, 1.0), np.ones(len(exact_rows), np.float32)])
-            visible = ~self._hidden(pool, excluded)
+            visible = ~self._hidden(pool, excluded, named_rows)
             pool, pool_scores, is_exact = pool[visible], pool_scores[visible], is_exact[visible]
             order = np.lexsort(
                 (
