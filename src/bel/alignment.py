@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bel.retrieval_bel import CandidateRetriever, normalize_name
@@ -29,29 +29,46 @@ RECORD_FILE = "alignment.json"
 
 @dataclass
 class AlignConfig:
-    """Options of :func:`align` (CLI flags are the field names with dashes)."""
+    """Options of :func:`align` (the CLI flags are the field names with dashes, their help the fields' ``help``)."""
 
-    dataset: str | None = None
+    dataset: str | None = field(
+        default=None, metadata={"help": "ncbi-disease, bc5cdr-disease, ... : align on its KB (see --data-dir)"}
+    )
     data_dir: str | None = None
-    kb_file: str | None = None
-    corpus_mentions: bool = False
-    train_file: str | None = None
-    encoder: str | None = None
-    output_dir: str = "runs/align"
+    kb_file: str | None = field(default=None, metadata={"help": "any KB file bel reads (MEDIC, MeSH, OBO, TSV, JSONL)"})
+    corpus_mentions: bool = field(
+        default=False,
+        metadata={"help": "add the training split's mentions as names of their gold entity (off: KB only)"},
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "PubTator file of those mentions (else --dataset's)"}
+    )
+    encoder: str | None = field(default=None, metadata={"help": "encoder to align (default: bundled all-MiniLM-L6-v2)"})
+    output_dir: str = field(default="runs/align", metadata={"help": "writes OUTPUT/encoder and OUTPUT/alignment.json"})
     epochs: int = 1
     max_steps: int | None = None
-    batch_size: int = 128
+    batch_size: int = field(default=128, metadata={"help": "(anchor, positive) pairs per step per process"})
     learning_rate: float = 3e-5
     warmup_ratio: float = 0.05
     temperature: float = 0.05
-    max_length: int = 32
-    max_names_per_entity: int = 16
-    neighbours: int = 32
+    max_length: int = field(default=32, metadata={"help": "tokens per name (names are short)"})
+    max_names_per_entity: int = field(default=16, metadata={"help": "names of an entity used per epoch, at most"})
+    neighbours: int = field(default=32, metadata={"help": "TF-IDF neighbours that share an entity's batch"})
     seed: int = 42
-    checkpoint_every: int = 0
+    checkpoint_every: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: never)"})
     keep_checkpoints: int = 1
-    resume_from_checkpoint: str | None = None
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "a checkpoint directory, or `latest` (newest complete one in --output-dir)"}
+    )
     log_every: int = 20
+
+    def validate(self) -> None:
+        if not (self.dataset or self.kb_file):
+            raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --kb-file KB.")
+        if self.corpus_mentions and not (self.dataset or self.train_file):
+            raise ValueError("--corpus-mentions needs --dataset or --train-file (the mentions to add).")
+        if self.batch_size < 2:
+            raise ValueError(f"--batch-size must be >= 2 (in-batch negatives), got {self.batch_size}.")
 
 
 def synonym_sets(
@@ -154,6 +171,7 @@ def align(config: AlignConfig) -> Path:
     from bel.checkpointing import read_meta, resolve_checkpoint, save_checkpoint
     from bel.encoders import default_encoder
 
+    config.validate()
     accelerator = Accelerator()
     set_seed(config.seed)
     output = Path(config.output_dir)

@@ -1,4 +1,4 @@
-"""The `bel` command line: `bel train|eval|bench|link|demo|push`, each with `--help`.
+"""The `bel` command line: `bel train|align|eval|bench|link|demo|push`, each with `--help`.
 
 Each subcommand lives in its own module `bel.commands.<name>` exposing `add_arguments(parser)` and `run(args) -> int`;
 `add_arguments` imports only light modules (options shared between subcommands come from `bel.commands.options`) and
@@ -24,6 +24,7 @@ DEBUG_HELP = "show the full traceback of an error instead of one line"
 
 SUBCOMMANDS = {
     "train": "Train a reranker (Accelerate; also `accelerate launch train.py`).",
+    "align": "Synonym-align an encoder on a KB's names (an --encoder for train and dense retrieval).",
     "eval": "Evaluate a checkpoint or the retriever on a dataset split.",
     "bench": "Time every packing mode on the same candidates.",
     "link": "Link mentions in .txt / PubTator / BioC / JSONL files with a checkpoint.",

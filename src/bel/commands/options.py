@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -358,3 +359,22 @@ def restrict_train_arguments(parser: argparse.ArgumentParser) -> None:
                 action.help = f"{action.help} (one of {', '.join(action.choices)})"
         elif action.dest in TRAIN_POSITIVE and action.type is int:
             action.type = positive_int
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, options: type) -> None:
+    """One flag per field of the dataclass ``options`` (``--field-name``; help from the field's ``help`` metadata)."""
+    defaults = options()
+    for option in dataclasses.fields(options):
+        flag = "--" + option.name.replace("_", "-")
+        default = getattr(defaults, option.name)
+        text = option.metadata.get("help", f"default: {default}")
+        if option.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+            continue
+        kind = {"int": int, "float": float}.get(option.type.replace(" | None", ""), str)
+        parser.add_argument(flag, type=kind, default=default, help=text)
+
+
+def dataclass_from_args(options: type, args: argparse.Namespace):
+    """An ``options`` dataclass filled from the parsed flags of :func:`add_dataclass_arguments`."""
+    return options(**{option.name: getattr(args, option.name) for option in dataclasses.fields(options)})
