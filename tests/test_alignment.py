@@ -110,6 +110,20 @@ def test_bel_align_resumes_from_its_checkpoint(tmp_path):
     assert (tmp_path / "out" / "encoder" / "model.safetensors").is_file()
 
 
+def test_cached_alignment_runs_once_per_kb_encoder_and_settings(tmp_path, monkeypatch):
+    import bel.alignment as alignment
+
+    monkeypatch.setenv("BEL_ALIGN_CACHE", str(tmp_path / "cache"))
+    encoder = save_tiny_encoder(tmp_path / "tiny")
+    config = AlignConfig(kb_file=str(KB_FILE), encoder=str(encoder), max_steps=2, batch_size=4, neighbours=4)
+    first = alignment.cached_alignment(config)
+    assert first.parent.parent == tmp_path / "cache" and (first / "model.safetensors").is_file()
+    monkeypatch.setattr(alignment, "align", lambda config: pytest.fail("aligned again"))
+    assert alignment.cached_alignment(config) == first
+    changed = AlignConfig(kb_file=str(KB_FILE), encoder=str(encoder), max_steps=3, batch_size=4, neighbours=4)
+    assert alignment.alignment_key(changed) != alignment.alignment_key(config)
+
+
 def test_bel_align_needs_a_kb():
     with pytest.raises(ValueError, match="--kb-file"):
         align(AlignConfig())

@@ -239,3 +239,54 @@ def _save(accelerator, model, tokenizer, config: AlignConfig, state: dict, secon
         }
         (Path(config.output_dir) / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return directory
+
+
+CACHE_SETTINGS = (
+    "corpus_mentions", "epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "temperature",
+    "max_length", "max_names_per_entity", "neighbours", "seed",
+)  # fmt: skip
+"""Settings that change the aligned weights (the cache key holds them, the KB's and corpus' bytes and the encoder)."""
+
+
+def cache_root() -> Path:
+    """Where aligned encoders are cached: ``$BEL_ALIGN_CACHE``, else ``~/.cache/bel/align``."""
+    import os
+
+    return Path(os.environ.get("BEL_ALIGN_CACHE") or Path.home() / ".cache" / "bel" / "align")
+
+
+def alignment_key(config: AlignConfig) -> str:
+    """A digest of everything the aligned weights depend on: the KB file, the corpus file (with
+    ``corpus_mentions``), the encoder's weights and the training settings."""
+    import hashlib
+
+    from bel.data.datasets import corpus_path, kb_path
+    from bel.encoders import default_encoder
+
+    digest = hashlib.sha256()
+    files = [Path(config.kb_file) if config.kb_file else kb_path(config.dataset, config.data_dir)]
+    if config.corpus_mentions:
+        files.append(
+            Path(config.train_file) if config.train_file else corpus_path(config.dataset, "train", config.data_dir)
+        )
+    encoder = Path(config.encoder or default_encoder())
+    files += sorted(encoder.glob("*.safetensors")) if encoder.is_dir() else []
+    for file in files:
+        digest.update(file.read_bytes())
+    digest.update(f"{config.dataset if config.corpus_mentions else ''}|{'' if encoder.is_dir() else encoder}".encode())
+    digest.update(json.dumps({name: getattr(config, name) for name in CACHE_SETTINGS}, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_alignment(config: AlignConfig) -> Path:
+    """The aligned encoder for ``config``: from the cache when an identical alignment ran before, else aligned now
+    (in the cache directory, resumable with checkpoints every 100 steps) and kept there."""
+    from dataclasses import replace
+
+    directory = cache_root() / alignment_key(config)
+    if (directory / RECORD_FILE).is_file() and (directory / ENCODER_DIR).is_dir():
+        logger.info("reusing the aligned encoder %s", directory / ENCODER_DIR)
+        return directory / ENCODER_DIR
+    resume = "latest" if (directory / "checkpoints").is_dir() else None
+    run = replace(config, output_dir=str(directory), checkpoint_every=100, resume_from_checkpoint=resume)
+    return align(run)
