@@ -6,11 +6,14 @@ Data are documents (one LinkingInput each) packed in the configured mode; batche
 so every mode sees a similar amount of compute per step). Every epoch the model is evaluated on the dev split (Acc@1
 with ``model.score``) and the best epoch is saved as a full pipeline directory in ``OUTPUT/best``, with a model card
 (:mod:`bel.model_card`) that records the data, KB, hyperparameters, dev results and software versions.
+
+KB synonyms can be added as context-free pseudo-mentions (:mod:`bel.kb_examples`): ``--kb-examples R`` adds R per
+corpus training mention; a KB-only run (``--kb-file KB`` with no corpus, or ``--dataset X --kb-only``) trains on
+``--kb-examples-count`` of them alone and picks its epoch on the synonyms of entities it never trained on.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -139,6 +142,30 @@ class TrainConfig:
         default=None,
         metadata={"help": "with --stage detector: a saved linker directory that receives the trained detector"},
     )
+    kb_examples: float = field(
+        default=0.0,
+        metadata={
+            "help": "KB synonyms added as context-free pseudo-mentions (bel.kb_examples), per corpus training "
+            "mention (0: none, the default)"
+        },
+    )
+    kb_only: bool = field(
+        default=False,
+        metadata={
+            "help": "train on the KB alone (the --dataset's KB or --kb-file): no corpus aliases in the retriever, "
+            "no corpus examples; implied by --kb-file without --dataset/--train-file"
+        },
+    )
+    kb_examples_count: int = field(
+        default=20000, metadata={"help": "KB-only runs: pseudo-mentions to train on (default: 20000)"}
+    )
+    kb_dev_mentions: int = field(
+        default=1000,
+        metadata={
+            "help": "KB-only runs without --dev-file: dev pseudo-mentions, the names of entities set aside from "
+            "training (default: 1000)"
+        },
+    )
 
     def validate(self) -> None:
         if self.train_on not in ("all", "hard"):
@@ -147,10 +174,32 @@ class TrainConfig:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
-        if self.stage != "detector" and not self.dataset and not (self.train_file and self.kb_file):
-            raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file and --kb-file.")
+        if self.stage != "detector" and not self.dataset and not self.kb_file:
+            raise ValueError(
+                "Pass --dataset NAME (with --data-dir or BEL_DATA_DIR), --train-file and --kb-file, or --kb-file alone "
+                "(a KB-only linker)."
+            )
         if self.epochs < 1 and not self.max_steps:
             raise ValueError("--epochs must be >= 1 (or pass --max-steps).")
+        if self.kb_examples < 0:
+            raise ValueError(f"--kb-examples must be >= 0, got {self.kb_examples}.")
+        if self.kb_only_run:
+            self._validate_kb_only()
+
+    @property
+    def kb_only_run(self) -> bool:
+        """Training on the KB alone: `--kb-only`, or `--kb-file` without a corpus (`--dataset`, `--train-file`)."""
+        return self.kb_only or bool(self.kb_file and not self.dataset and not self.train_file)
+
+    def _validate_kb_only(self) -> None:
+        if self.train_file:
+            raise ValueError("--kb-only trains on the KB alone: drop --train-file (or --kb-only).")
+        if self.stage != "linker":
+            raise ValueError(f"--stage {self.stage} needs an annotated corpus; a KB-only run trains the linker only.")
+        if self.kb_examples_count < 1:
+            raise ValueError(f"--kb-examples-count must be >= 1 in a KB-only run, got {self.kb_examples_count}.")
+        if not self.dev_file and self.kb_dev_mentions < 1:
+            raise ValueError("--kb-dev-mentions must be >= 1 in a KB-only run without --dev-file.")
 
 
 def _corpus(config: TrainConfig) -> tuple[list, list, list]:
@@ -168,21 +217,63 @@ def _corpus(config: TrainConfig) -> tuple[list, list, list]:
 
 def _data(config: TrainConfig, log):
     from bel.examples import build_examples, build_retriever, hard_mentions_only, load_knowledge_base
+    from bel.kb_examples import synthesise_examples
 
-    all_train_docs, train_docs, dev_docs = _corpus(config)
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
-    retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
-    train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
+    if config.kb_only_run:
+        retriever, train, dev = _kb_only_data(config, kb)
+    else:
+        all_train_docs, train_docs, dev_docs = _corpus(config)
+        retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
+        train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
+        dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
+        count = round(config.kb_examples * sum(len(e.gold_ids) for e in train))
+        if count:
+            train += synthesise_examples(kb, retriever, config.num_candidates, count, seed=config.seed)
     if config.train_on == "hard":
         train = hard_mentions_only(train)
-    dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
     log.info(
-        "%d training documents (%d mentions), %d dev documents",
+        "%d training documents (%d mentions, %d of them KB synonyms), %d dev documents",
         len(train),
         sum(len(e.gold_ids) for e in train),
+        synthesised_mentions(train),
         len(dev),
     )
     return retriever, train, dev
+
+
+def _kb_only_data(config: TrainConfig, kb) -> tuple[Any, list, list]:
+    """A KB-only run: the retriever over the KB's names alone, `kb_examples_count` pseudo-mentions to train on, and
+    dev = `--dev-file`, else pseudo-mentions of entities whose names training never uses (`held_out_entities`)."""
+    from bel.examples import build_examples, build_retriever, load_documents
+    from bel.kb_examples import held_out_entities, synthesise_examples
+
+    retriever = build_retriever(kb)
+    held_out = set() if config.dev_file else held_out_entities(kb, config.kb_dev_mentions, seed=config.seed)
+    train = synthesise_examples(
+        kb, retriever, config.num_candidates, config.kb_examples_count, seed=config.seed, exclude_entities=held_out
+    )
+    if config.dev_file:
+        dev_docs = load_documents(None, "dev", config.data_dir, config.dev_file)[: config.eval_max_documents or None]
+        dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64)
+    else:
+        dev = synthesise_examples(
+            kb,
+            retriever,
+            config.num_candidates,
+            config.kb_dev_mentions,
+            seed=config.seed + 1,
+            entities=held_out,
+            training=False,
+        )
+    return retriever, train, dev
+
+
+def synthesised_mentions(examples: list) -> int:
+    """How many of the examples' mentions are KB synonyms (`bel.kb_examples`), not corpus mentions."""
+    from bel.kb_examples import SOURCE
+
+    return sum(len(e.gold_ids) for e in examples if e.doc_id.startswith(SOURCE))
 
 
 def _evaluate(accelerator, model, tokenizer, examples, retriever, config: TrainConfig) -> dict:
@@ -274,6 +365,7 @@ class _Run:
     scheduler: Any
     dev_examples: list
     train_mentions: int
+    kb_mentions: int
     total_steps: int
     epochs: int
     state: dict = field(
@@ -351,6 +443,7 @@ def prepare(config: TrainConfig) -> _Run:
         scheduler=None,
         dev_examples=dev_examples,
         train_mentions=sum(len(e.gold_ids) for e in train_examples),
+        kb_mentions=synthesised_mentions(train_examples),
         total_steps=0,
         epochs=0,
     )
@@ -558,6 +651,8 @@ def finish(run: _Run) -> Path:
             "best_dir": str(run.best_dir),
             "num_processes": accelerator.num_processes,
             "train_mentions": run.train_mentions,
+            "kb_mentions": run.kb_mentions,
+            "kb_only": run.config.kb_only_run,
             "distributed_type": str(accelerator.distributed_type),
             "resumed_from": str(run.resumed_from) if run.resumed_from else None,
         }
@@ -625,6 +720,7 @@ def _save_best(run: _Run, record: dict) -> None:
             unwrapped.config,
             record,
             train_mentions=run.train_mentions,
+            kb_mentions=run.kb_mentions,
             training_seconds=sum(h["train_seconds"] for h in run.state["history"]) + record["train_seconds"],
         )
         save_linker(run.best_dir, unwrapped, run.tokenizer, run.retriever, card_data=card)
@@ -638,20 +734,25 @@ def card_data(
     *,
     train_mentions: int | None = None,
     training_seconds: float | None = None,
+    kb_mentions: int = 0,
 ) -> LinkerCardData:
     """The model card of a run's best epoch: data, KB, encoder, architecture, hyperparameters, dev metrics (the
-    ``dev/*`` keys of the epoch ``record``), cost and software versions."""
+    ``dev/*`` keys of the epoch ``record``), cost and software versions. A KB-only run lists no training corpus and
+    says so in the Training section; `kb_mentions` of the training mentions were KB synonyms."""
     from bel.model_card import LinkerCardData, environment
 
-    dataset = config.dataset or Path(config.train_file).name
     kb_name, kb_file = _kb_description(config)
     dev = {k.removeprefix("dev/"): v for k, v in record.items() if k.startswith("dev/")}
-    dev_dataset = (config.dataset or Path(config.dev_file).name) if dev else None
     hyperparameters = {
         name: getattr(config, name) for name in CARD_HYPERPARAMETERS if getattr(config, name) is not None
     }
+    if config.kb_only_run:
+        hyperparameters["kb_examples_count"] = config.kb_examples_count
+    elif config.kb_examples:
+        hyperparameters["kb_examples"] = config.kb_examples
     return LinkerCardData(
-        datasets=[dataset],
+        datasets=[] if config.kb_only_run else [config.dataset or Path(config.train_file).name],
+        training=_training_text(config, kb_mentions),
         kb_name=kb_name,
         kb_file=kb_file,
         base_model=None if config.init_from else config.encoder or default_encoder(),
@@ -662,12 +763,30 @@ def card_data(
         slot_pooling=model_config.slot_pooling,
         use_retrieval_score=model_config.use_retrieval_score,
         hyperparameters=hyperparameters,
-        dev_results=[{"dataset": dev_dataset, "split": "dev", "metrics": dev}] if dev else [],
+        dev_results=[{"dataset": _dev_dataset(config), "split": "dev", "metrics": dev}] if dev else [],
         training_seconds=training_seconds,
         train_mentions=train_mentions,
         best_epoch=record["epoch"],
         **environment(),
     )
+
+
+def _training_text(config: TrainConfig, kb_mentions: int) -> str | None:
+    """The model card's note on KB-synthesised training (None when the run used none)."""
+    if config.kb_only_run:
+        return (
+            f"KB-only linker: trained without any annotated corpus, on {kb_mentions} synonyms of the knowledge base "
+            "used as context-free pseudo-mentions, each linked through its entity's other names (`bel.kb_examples`)."
+        )
+    if kb_mentions:
+        return f"{kb_mentions} of the training mentions are KB synonyms used as pseudo-mentions (`bel.kb_examples`)."
+    return None
+
+
+def _dev_dataset(config: TrainConfig) -> str:
+    if config.kb_only_run:
+        return Path(config.dev_file).name if config.dev_file else "held-out KB synonyms"
+    return config.dataset or Path(config.dev_file).name
 
 
 def _kb_description(config: TrainConfig) -> tuple[str | None, str | None]:
@@ -689,16 +808,9 @@ def _push(directory: Path, repo_id: str) -> None:
 # ------------------------------------------------------------------------------------------------------ CLI options
 def add_train_arguments(parser) -> None:
     """The training options, shared by ``train.py`` and ``bel train``."""
-    defaults = TrainConfig()
-    for option in fields(TrainConfig):
-        flag = "--" + option.name.replace("_", "-")
-        default = getattr(defaults, option.name)
-        text = option.metadata.get("help", f"default: {default}")
-        if option.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-            continue
-        kind = {"int": int, "float": float}.get(option.type.replace(" | None", ""), str)
-        parser.add_argument(flag, type=kind, default=default, help=text)
+    from bel.commands.options import add_dataclass_arguments
+
+    add_dataclass_arguments(parser, TrainConfig)
 
 
 def config_from_args(args) -> TrainConfig:

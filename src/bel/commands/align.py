@@ -8,9 +8,10 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bel.alignment import AlignConfig
-    from bel.commands.options import add_dataclass_arguments
+    from bel.commands.options import add_dataclass_arguments, restrict_train_arguments
 
     add_dataclass_arguments(parser, AlignConfig)
+    restrict_train_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

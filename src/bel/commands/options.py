@@ -347,6 +347,10 @@ TRAIN_POSITIVE = (
     "gradient_accumulation_steps",
     "detector_epochs",
     "detector_batch_size",
+    "kb_examples_count",
+    "kb_dev_mentions",
+    "max_names_per_entity",
+    "neighbours",
 )
 
 
