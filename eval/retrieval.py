@@ -3,6 +3,11 @@
 Example::
 
     python eval/retrieval.py --dataset ncbi-disease --split test --top-k 64 --output eval/retrieval_ncbi.json
+    python eval/retrieval.py --dataset ncbi-disease --dense-encoder DIR --fusion-weight 0.3 0.5 0.7 --threads 1
+
+With ``--dense-encoder`` the same index also gets a dense part (mean-pooled, normalised name embeddings of that encoder)
+and recall is reported for TF-IDF alone, dense alone, hybrid (interpolation at each ``--fusion-weight``) and reciprocal
+rank fusion, under ``methods`` and in a printed table; the top-level figures stay those of TF-IDF.
 
 The index and the queries are built exactly as for training and serving (``bel.examples.build_retriever``,
 ``bel.inputs_bel.retrieval_queries``): every KB name plus the training split's mention strings as aliases of each of
@@ -27,6 +32,7 @@ from pathlib import Path
 from bel.data.datasets import DATASETS, load_corpus, load_kb
 from bel.examples import build_retriever, training_aliases
 from bel.inputs_bel import retrieval_queries
+from bel.retrieval_bel import DEFAULT_FUSION_WEIGHT
 
 KS = (1, 5, 16, 64)
 
@@ -36,25 +42,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    start = time.perf_counter()
-    kb = load_kb(args.dataset, args.data_dir, kb=args.kb)
-    train = [] if args.no_aliases else load_corpus(args.dataset, "train", args.data_dir)
-    aliases, _ = training_aliases(kb, train)
-    retriever = build_retriever(kb, train, ngram_range=tuple(args.ngram_range), max_df=args.max_df)
-    build_seconds = time.perf_counter() - start
-    documents = load_corpus(args.dataset, args.split, args.data_dir)
-    mentions = [m for doc in documents for m in doc.mentions]
+def search_figures(retriever, queries: list[str], distinct: list[str], mentions: list, kb, args) -> dict:
+    """Recall of one retriever configuration, and its search speed (all queries, then distinct surface forms)."""
     top_k = max(args.top_k, *KS)
     start, cpu_start = time.perf_counter(), time.process_time()
-    queries = [
-        query
-        for doc in documents
-        for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions], not args.no_abbreviations)
-    ]
     results = retriever.search(queries, top_k=top_k, batch_size=args.batch_size)
     search_seconds, search_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    distinct = list(dict.fromkeys(m.text.lower() for m in mentions))  # worst case: no repeated surface forms
     start, cpu_start = time.perf_counter(), time.process_time()
     retriever.search(distinct, top_k=top_k, batch_size=args.batch_size)
     distinct_seconds, distinct_cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -79,6 +72,60 @@ def evaluate(args: argparse.Namespace) -> dict:
         }
 
     return {
+        "nil_mentions": nil,
+        "evaluated_mentions": len(groups["all"]),
+        "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
+        "composite_mentions": len(groups["composite"]),
+        "recall": recall(groups["all"]),
+        "recall_in_kb": recall(groups["in_kb"]),
+        "recall_composite": recall(groups["composite"]),
+        "top_k_searched": top_k,
+        "search_seconds": round(search_seconds, 2),
+        "mentions_per_second": round(len(mentions) / search_seconds, 1),
+        "distinct_mentions": len(distinct),
+        "distinct_mentions_per_second": round(len(distinct) / distinct_seconds, 1),
+        "mentions_per_cpu_second": round(len(mentions) / search_cpu, 1),
+        "distinct_mentions_per_cpu_second": round(len(distinct) / distinct_cpu, 1),
+    }
+
+
+def variants(retriever, args) -> dict[str, object]:
+    """The configurations to compare: TF-IDF alone, and with a dense part also dense alone (interpolation weight 0),
+    hybrid at each ``--fusion-weight`` and reciprocal rank fusion."""
+    if retriever.dense is None:
+        return {"tfidf": retriever}
+    found = {"tfidf": retriever.variant(tfidf_only=True), "dense": retriever.variant(fusion_weight=0.0)}
+    for weight in args.fusion_weight:
+        found[f"hybrid@{weight:g}"] = retriever.variant(fusion="interpolation", fusion_weight=weight)
+    found["rrf"] = retriever.variant(fusion="rrf")
+    return found
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    kb = load_kb(args.dataset, args.data_dir, kb=args.kb)
+    train = [] if args.no_aliases else load_corpus(args.dataset, "train", args.data_dir)
+    aliases, _ = training_aliases(kb, train)
+    retriever = build_retriever(kb, train, ngram_range=tuple(args.ngram_range), max_df=args.max_df)
+    build_seconds = time.perf_counter() - start
+    dense_seconds = None
+    if args.dense_encoder:
+        start = time.perf_counter()
+        retriever.with_dense(args.dense_encoder, batch_size=args.dense_batch_size)
+        dense_seconds = time.perf_counter() - start
+    documents = load_corpus(args.dataset, args.split, args.data_dir)
+    mentions = [m for doc in documents for m in doc.mentions]
+    queries = [
+        query
+        for doc in documents
+        for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions], not args.no_abbreviations)
+    ]
+    distinct = list(dict.fromkeys(m.text.lower() for m in mentions))  # worst case: no repeated surface forms
+    methods = {
+        name: search_figures(variant, queries, distinct, mentions, kb, args)
+        for name, variant in variants(retriever, args).items()
+    }
+    return {
         "dataset": args.dataset,
         "split": args.split,
         "kb": args.kb or ("medic" if args.dataset == "ncbi-disease" else "mesh"),
@@ -88,25 +135,25 @@ def evaluate(args: argparse.Namespace) -> dict:
         "abbreviations_expanded": not args.no_abbreviations,
         "ngram_range": list(args.ngram_range),
         "mentions": len(mentions),
-        "nil_mentions": nil,
-        "evaluated_mentions": len(groups["all"]),
-        "mentions_gold_not_in_kb": len(groups["not_in_kb"]),
-        "composite_mentions": len(groups["composite"]),
-        "recall": recall(groups["all"]),
-        "recall_in_kb": recall(groups["in_kb"]),
-        "recall_composite": recall(groups["composite"]),
-        "top_k_searched": top_k,
+        **methods["tfidf"],  # the top-level figures stay those of the TF-IDF retriever
         "build_seconds": round(build_seconds, 2),
-        "search_seconds": round(search_seconds, 2),
-        "mentions_per_second": round(len(mentions) / search_seconds, 1),
-        "distinct_mentions": len(distinct),
-        "distinct_mentions_per_second": round(len(distinct) / distinct_seconds, 1),
-        "mentions_per_cpu_second": round(len(mentions) / search_cpu, 1),
-        "distinct_mentions_per_cpu_second": round(len(distinct) / distinct_cpu, 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "max_df": args.max_df,
+        "dense_encoder": args.dense_encoder,
+        "dense_embedding_seconds": None if dense_seconds is None else round(dense_seconds, 2),
+        "threads": args.threads,
+        "methods": methods,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+
+
+def print_table(methods: dict[str, dict]) -> None:
+    """Recall (all evaluated mentions) and search speed per configuration."""
+    print(f"{'method':<14}" + "".join(f"{'R@' + str(k):>8}" for k in KS) + f"{'ment/s':>10}{'distinct/s':>12}")
+    for name, figures in methods.items():
+        recalls = "".join(f"{figures['recall'][f'recall@{k}']:>8.4f}" for k in KS)
+        speed = f"{figures['mentions_per_second']:>10.1f}{figures['distinct_mentions_per_second']:>12.1f}"
+        print(f"{name:<14}{recalls}{speed}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +181,27 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="query mentions as written (default: expand short forms defined in the document)",
     )
+    parser.add_argument(
+        "--dense-encoder",
+        default=None,
+        metavar="DIR",
+        help="encoder directory: also report dense and hybrid retrieval (e.g. bel.encoders.default_encoder())",
+    )
+    parser.add_argument(
+        "--fusion-weight",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_FUSION_WEIGHT],
+        help="TF-IDF weight(s) of the interpolation fusion to report (with --dense-encoder)",
+    )
+    parser.add_argument("--dense-batch-size", type=int, default=256, help="names embedded per batch")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.ngram_range is None:
         from bel.retrieval_bel import DEFAULT_NGRAM_RANGE
 
@@ -143,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     report = evaluate(args)
     print(json.dumps(report, indent=2))
+    print_table(report["methods"])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -68,10 +68,13 @@ def training_aliases(kb, train_documents: Sequence) -> tuple[list[tuple[str, str
     return aliases, sources
 
 
-def build_retriever(kb, train_documents: Sequence = (), **build_options) -> CandidateRetriever:
+def build_retriever(
+    kb, train_documents: Sequence = (), dense_encoder: str | None = None, **build_options
+) -> CandidateRetriever:
     """Index the KB's names plus every training mention string as an alias of its gold entity (source = doc id).
 
-    ``build_options`` go to :meth:`CandidateRetriever.build` (``ngram_range``, ``max_df``).
+    ``dense_encoder`` (an encoder directory) adds a dense part fused with the TF-IDF ranking; ``build_options`` go
+    to :meth:`CandidateRetriever.build` (``ngram_range``, ``max_df``, ``fusion``, ``fusion_weight``).
     """
     rows = kb.names()
     aliases, sources = training_aliases(kb, train_documents)
@@ -81,6 +84,7 @@ def build_retriever(kb, train_documents: Sequence = (), **build_options) -> Cand
         preferred=[r[2] for r in rows],
         aliases=aliases,
         alias_sources=sources,
+        dense_encoder=dense_encoder,
         **build_options,
     )
 

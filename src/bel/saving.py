@@ -27,7 +27,7 @@ from .backends_bel import apply_backend, check_backend
 from .detection_bel import DETECTOR_DIR, MentionDetector
 from .model_card import LinkerCardData, render_model_card
 from .pipeline_bel import EntityLinkingPipeline
-from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, has_retriever
+from .retrieval_bel import DENSE_DIR, RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, has_retriever
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,13 @@ def retriever_for_kb(
         else "no training aliases: the checkpoint's cannot be rebuilt without its training corpus",
     )
     options = {} if settings is None else {"ngram_range": tuple(settings["ngram_range"]), "max_df": settings["max_df"]}
+    dense = (settings or {}).get("dense")
+    if dense:  # the saved dense part is an encoder directory: embed the new KB's names with it
+        options.update(
+            dense_encoder=Path(checkpoint) / RETRIEVER_DIR / DENSE_DIR,
+            fusion=dense["fusion"],
+            fusion_weight=dense["fusion_weight"],
+        )
     return build_retriever(kb, train_documents, **options)
 
 
