@@ -8,12 +8,15 @@ real corpora (BEL_DATA_DIR, else ../shared/data) and skip without them.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# `bel train` aligns its encoder by default and caches the result: never in the user's cache during tests
+os.environ["BEL_ALIGN_CACHE"] = tempfile.mkdtemp(prefix="bel-test-align-cache-")
 
 from bel import BelForMultiCandidateLinking, BelTokenizer  # noqa: E402
 

@@ -182,6 +182,9 @@ def align(config: AlignConfig) -> Path:
     encoder = config.encoder or default_encoder()
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     model = AutoModel.from_pretrained(encoder)
+    for name, parameter in model.named_parameters():
+        if name.startswith("pooler."):  # mean pooling never reads it; DDP refuses parameters without gradients
+            parameter.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 STAGES = ("linker", "detector", "both")
+RETRIEVALS = ("tfidf", "hybrid")
 PACKING_SETTINGS = ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length")
 """Settings a run may change on an `--init-from` model; the rest of `MODEL_SETTINGS` is fixed by its weights."""
 MODEL_SETTINGS = (*PACKING_SETTINGS, "use_retrieval_score", "retrieval_score_init", "slot_pooling")
@@ -142,6 +143,28 @@ class TrainConfig:
         default=None,
         metadata={"help": "with --stage detector: a saved linker directory that receives the trained detector"},
     )
+    align: bool = field(
+        default=True,
+        metadata={
+            "help": "synonym-align the encoder on the KB's names before training (bel align; cached and reused, see "
+            "BEL_ALIGN_CACHE): the reranker and the dense retriever start from the aligned encoder (default: on)"
+        },
+    )
+    align_epochs: int = field(default=1, metadata={"help": "epochs of the synonym alignment (default: 1)"})
+    retrieval: str = field(
+        default="hybrid",
+        metadata={
+            "help": "tfidf (char n-grams) or hybrid (TF-IDF fused with dense retrieval by the aligned encoder, or by "
+            "--dense-encoder), saved in the checkpoint (default: hybrid)"
+        },
+    )
+    dense_encoder: str | None = field(
+        default=None,
+        metadata={"help": "encoder of the dense retriever (default: the aligned encoder, else --encoder's)"},
+    )
+    fusion_weight: float = field(
+        default=0.3, metadata={"help": "hybrid retrieval: weight of the TF-IDF cosine (the dense one gets the rest)"}
+    )
     kb_examples: float = field(
         default=0.0,
         metadata={
@@ -181,6 +204,10 @@ class TrainConfig:
             )
         if self.epochs < 1 and not self.max_steps:
             raise ValueError("--epochs must be >= 1 (or pass --max-steps).")
+        if self.retrieval not in RETRIEVALS:
+            raise ValueError(f"--retrieval must be one of {', '.join(RETRIEVALS)}, got {self.retrieval!r}.")
+        if not 0 <= self.fusion_weight <= 1:
+            raise ValueError(f"--fusion-weight must be in [0, 1], got {self.fusion_weight}.")
         if self.kb_examples < 0:
             raise ValueError(f"--kb-examples must be >= 0, got {self.kb_examples}.")
         if self.kb_only_run:
@@ -215,16 +242,18 @@ def _corpus(config: TrainConfig) -> tuple[list, list, list]:
     return all_train_docs, train_docs, dev_docs
 
 
-def _data(config: TrainConfig, log):
+def _data(config: TrainConfig, log, retrieval: dict | None = None):
     from bel.examples import build_examples, build_retriever, hard_mentions_only, load_knowledge_base
     from bel.kb_examples import synthesise_examples
 
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
     if config.kb_only_run:
-        retriever, train, dev = _kb_only_data(config, kb)
+        retriever, train, dev = _kb_only_data(config, kb, retrieval or {})
     else:
         all_train_docs, train_docs, dev_docs = _corpus(config)
-        retriever = build_retriever(kb, all_train_docs)  # aliases of the whole training split, even for a subset run
+        retriever = build_retriever(
+            kb, all_train_docs, **(retrieval or {})
+        )  # aliases of the whole training split, even for a subset run
         train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
         dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
         count = round(config.kb_examples * sum(len(e.gold_ids) for e in train))
@@ -242,13 +271,13 @@ def _data(config: TrainConfig, log):
     return retriever, train, dev
 
 
-def _kb_only_data(config: TrainConfig, kb) -> tuple[Any, list, list]:
+def _kb_only_data(config: TrainConfig, kb, retrieval: dict) -> tuple[Any, list, list]:
     """A KB-only run: the retriever over the KB's names alone, `kb_examples_count` pseudo-mentions to train on, and
     dev = `--dev-file`, else pseudo-mentions of entities whose names training never uses (`held_out_entities`)."""
     from bel.examples import build_examples, build_retriever, load_documents
     from bel.kb_examples import held_out_entities, synthesise_examples
 
-    retriever = build_retriever(kb)
+    retriever = build_retriever(kb, **retrieval)
     held_out = set() if config.dev_file else held_out_entities(kb, config.kb_dev_mentions, seed=config.seed)
     train = synthesise_examples(
         kb, retriever, config.num_candidates, config.kb_examples_count, seed=config.seed, exclude_entities=held_out
@@ -426,8 +455,8 @@ def prepare(config: TrainConfig) -> _Run:
 
     accelerator, log = _accelerator(config)
     set_seed(config.seed)
-    encoder = config.encoder or default_encoder()
-    retriever, train_examples, dev_examples = _data(config, log)
+    encoder, retrieval = _encoders(config)
+    retriever, train_examples, dev_examples = _data(config, log, retrieval)
     model, tokenizer = _initial_model(config, encoder)
     set_attention_dropout(model, config.attention_dropout)
     run = _Run(
@@ -458,6 +487,30 @@ def prepare(config: TrainConfig) -> _Run:
     run.model.train()
     run.stop = run.state["global_step"] >= run.total_steps
     return run
+
+
+def _encoders(config: TrainConfig) -> tuple[str, dict]:
+    """The reranker's starting encoder (aligned on the KB with `align`, from the cache when it ran before) and the
+    retriever options (`build_retriever`) of `retrieval`."""
+    encoder = config.encoder or default_encoder()
+    if config.align and not config.init_from:
+        from bel.alignment import AlignConfig, cached_alignment
+
+        encoder = str(
+            cached_alignment(
+                AlignConfig(
+                    dataset=config.dataset if not config.kb_file else None,
+                    data_dir=config.data_dir,
+                    kb_file=config.kb_file,
+                    encoder=encoder,
+                    epochs=config.align_epochs,
+                    seed=config.seed,
+                )
+            )
+        )
+    if config.retrieval == "tfidf":
+        return encoder, {}
+    return encoder, {"dense_encoder": config.dense_encoder or encoder, "fusion_weight": config.fusion_weight}
 
 
 def _accelerator(config: TrainConfig):
