@@ -7,7 +7,7 @@
 #   aligned-hybrid-kb  the same, plus one KB synonym as a context-free pseudo-mention per corpus mention
 #   kb-only            no corpus anywhere: KB names only in the retriever, KB_ONLY_MENTIONS pseudo-mentions to train on
 #                      (dev = held-out synonyms), the aligned encoder and hybrid candidates
-#   BEL_DATA_DIR=... bash eval/recipes/domain_knowledge.sh DATASET RUN_PREFIX [VARIANTS...]
+#   BEL_DATA_DIR=... [KB_ONLY_MENTIONS=5000] [ALIGN_OPTIONS=...] bash eval/recipes/domain_knowledge.sh DATASET RUN_PREFIX [VARIANTS...]
 #   e.g. bash eval/recipes/domain_knowledge.sh ncbi-disease eval/runs/ncbi-domain
 # Records: RUN_PREFIX-align (alignment.json, retrieval.json) and RUN_PREFIX-VARIANT (train_summary.json, eval.json).
 source "$(dirname "$0")/_lib.sh"
@@ -16,13 +16,15 @@ prefix=${2:?RUN_PREFIX}
 shift 2
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(aligned-tfidf aligned-hybrid aligned-hybrid-kb kb-only)
-KB_ONLY_MENTIONS=${KB_ONLY_MENTIONS:-20000}
+KB_ONLY_MENTIONS=${KB_ONLY_MENTIONS:-5000}
+ALIGN_OPTIONS=${ALIGN_OPTIONS:-}  # e.g. "--max-steps 400": part of an epoch on a large KB (MeSH)
 align_dir=$prefix-align
 start_run "$align_dir" "$0" "$dataset" "$prefix" "${variants[@]}"
 encoder=$CHECKPOINT_DIR/$(basename "$align_dir")/encoder
 if [ ! -f "$align_dir/alignment.json" ]; then
+  # shellcheck disable=SC2086
   "$PYTHON" -m bel align --dataset "$dataset" --output-dir "$CHECKPOINT_DIR/$(basename "$align_dir")" \
-    > "$align_dir/align.log" 2>&1
+    $ALIGN_OPTIONS > "$align_dir/align.log" 2>&1
   cp "$CHECKPOINT_DIR/$(basename "$align_dir")/alignment.json" "$align_dir/alignment.json"
 fi
 if [ ! -f "$align_dir/retrieval.json" ]; then
