@@ -128,6 +128,9 @@ def test_kb_only_training_run_saves_a_linker_that_links(encoder_dir, tmp_path):
     best = output / "best"
     readme = (best / "README.md").read_text(encoding="utf-8")
     assert "KB-only linker" in readme and "held-out KB synonyms" in readme
+    assert "Training data: none (a KB-only linker)" in readme
+    # the default recipe: the encoder synonym-aligned on the KB, a hybrid retriever saved with the linker
+    assert "synonym-aligned" in readme and (best / "retriever" / "dense" / "embeddings.npy").is_file()
     linked = load_linker(best)("Carriers of breast carcinoma often had cardiac failure.")
     assert [m["text"] for m in linked] == ["breast carcinoma", "cardiac failure"]
     assert [m["entity_id"] for m in linked] == ["MESH:D001943", "MESH:D006333"]  # exact names: the cascade decides

@@ -119,7 +119,7 @@ def build_examples(
     )
     examples = []
     for doc, doc_spans, doc_found in zip(documents, spans, found, strict=True):
-        example = _document_example(
+        example = document_example(
             doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None, retrieve_k
         )
         if example is not None:
@@ -133,7 +133,7 @@ def build_examples(
     return examples
 
 
-def _document_example(doc, spans, found, retriever, num_candidates, kb, rng, searched) -> DocumentExample | None:
+def document_example(doc, spans, found, retriever, num_candidates, kb, rng, searched) -> DocumentExample | None:
     """A document's example; ``rng`` set means training (gold injected, candidates shuffled, unlinkable dropped)."""
     keep, candidates, golds = [], [], []
     for m, mention in enumerate(doc.mentions):

@@ -30,7 +30,7 @@ import random
 from collections.abc import Collection, Sequence
 
 from bel.data.document import Document, Mention, Passage
-from bel.examples import DocumentExample, _document_example
+from bel.examples import DocumentExample, document_example
 from bel.kb import KnowledgeBase
 from bel.retrieval_bel import CandidateRetriever, exact_key
 
@@ -141,7 +141,7 @@ def synthesise_examples(
     examples = []
     for document, found in zip(documents, _search(retriever, documents, retrieve_k), strict=True):
         spans = [m.span for m in document.mentions]
-        example = _document_example(document, spans, found, retriever, num_candidates, kb, rng, retrieve_k)
+        example = document_example(document, spans, found, retriever, num_candidates, kb, rng, retrieve_k)
         if example is not None:
             examples.append(example)
     logger.info(

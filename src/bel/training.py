@@ -825,15 +825,29 @@ def card_data(
 
 
 def _training_text(config: TrainConfig, kb_mentions: int) -> str | None:
-    """The model card's note on KB-synthesised training (None when the run used none)."""
+    """The model card's note on KB knowledge in the run: KB-synthesised mentions, synonym alignment, hybrid retrieval
+    (None when the run used none of them)."""
+    notes = []
     if config.kb_only_run:
-        return (
+        notes.append(
             f"KB-only linker: trained without any annotated corpus, on {kb_mentions} synonyms of the knowledge base "
             "used as context-free pseudo-mentions, each linked through its entity's other names (`bel.kb_examples`)."
         )
-    if kb_mentions:
-        return f"{kb_mentions} of the training mentions are KB synonyms used as pseudo-mentions (`bel.kb_examples`)."
-    return None
+    elif kb_mentions:
+        notes.append(
+            f"{kb_mentions} of the training mentions are KB synonyms used as pseudo-mentions (`bel.kb_examples`)."
+        )
+    if config.align and not config.init_from:
+        notes.append(
+            "The encoder was synonym-aligned on the knowledge base's names before training (`bel align`: names of one "
+            "entity pulled together, TF-IDF neighbours as in-batch negatives)."
+        )
+    if config.retrieval == "hybrid":
+        notes.append(
+            "Candidates come from hybrid retrieval: char n-gram TF-IDF and dense name embeddings, interpolated with "
+            f"TF-IDF weight {config.fusion_weight} (saved in `retriever/dense/`)."
+        )
+    return " ".join(notes) or None
 
 
 def _dev_dataset(config: TrainConfig) -> str:
