@@ -23,6 +23,7 @@ RUNS = EVAL / "runs"
 PLOTS = EVAL / "plots"
 sys.path.insert(0, str(EVAL))
 
+import domain_tables  # noqa: E402
 import plot  # noqa: E402
 import run_comparison  # noqa: E402
 
@@ -252,6 +253,7 @@ def tables() -> dict[str, str]:
         out["link-profile"] = link_profile_table()
     if all((RUNS / run / "eval_model.json").is_file() for _, run in END_TO_END):
         out["end-to-end"] = end_to_end_table()
+    out.update(domain_tables.tables())
     return out
 
 
