@@ -98,7 +98,13 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     scheduler: str = "linear"
-    epochs: int = 3
+    epochs: int = field(
+        default=1,
+        metadata={
+            "help": "training epochs; the dev split picks the best (default 1: a second epoch overfitted, "
+            "eval/RESULTS.md)"
+        },
+    )
     max_steps: int | None = None
     batch_size: int = field(
         default=4096, metadata={"help": "padded tokens per batch per process (a token budget, not a sequence count)"}
