@@ -23,6 +23,8 @@ VARIANTS = {
     "aligned, hybrid, + KB synonyms (1:1)": "aligned-hybrid-kb",
     "KB-only (no corpus anywhere)": "kb-only",
 }
+DEFAULT_RECIPE = {"NCBI Disease": "ncbi-default-recipe"}
+"""`bel train --dataset D --output-dir DIR` with no other option: all training documents, aligned + hybrid."""
 RERANKERS = [  # label, run prefix, eval record, current-recipe run, training mentions of the current recipe
     ("NCBI Disease", "ncbi-domain", "eval.json", "ncbi-sub120-sentence-compact"),
     ("BC5CDR disease", "bc5cdr-domain", "eval_bc5cdr-disease.json", "bc5cdr-disease-sub120-sentence-compact"),
@@ -74,6 +76,10 @@ def reranker_table() -> str | None:
             result = _load(run, "eval.json" if variant is None else record)
             if result is not None:
                 lines.append(f"| {label} | {name} | {_cells(result, _load(run, 'train_summary.json'))} |")
+        default = DEFAULT_RECIPE.get(label)
+        if default and (result := _load(default, "eval.json")) is not None:
+            cells = _cells(result, _load(default, "train_summary.json"))
+            lines.append(f"| {label} | `bel train` defaults (all training documents) | {cells} |")
     return "\n".join(lines) if len(lines) > 2 else None
 
 
