@@ -186,7 +186,7 @@ class TrainConfig:
         },
     )
     kb_examples_count: int = field(
-        default=20000, metadata={"help": "KB-only runs: pseudo-mentions to train on (default: 20000)"}
+        default=5000, metadata={"help": "KB-only runs: pseudo-mentions to train on (default: 5000, as measured)"}
     )
     kb_dev_mentions: int = field(
         default=1000,
