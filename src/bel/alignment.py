@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bel.retrieval_bel import CandidateRetriever, normalize_name
+from bel.dense_bel import mean_pool
+from bel.retrieval_bel import CandidateRetriever, exact_key
 
 logger = logging.getLogger(__name__)
 ENCODER_DIR = "encoder"
@@ -75,13 +76,14 @@ def synonym_sets(
     kb, aliases: Sequence[tuple[str, str]] = (), max_names: int | None = None
 ) -> list[tuple[str, list[str]]]:
     """``(entity_id, names)`` for every entity: its KB names plus ``aliases`` (entity id, text) of it, each distinct
-    normalised name once, preferred name first; at most ``max_names`` names (the first ones) per entity."""
+    exact key once (`retrieval_bel.exact_key`, as in `bel.kb_examples`), preferred name first; at most ``max_names``
+    names (the first ones) per entity."""
     names: dict[str, dict[str, str]] = {}
     for entity_id, name, _ in kb.names():
-        names.setdefault(entity_id, {}).setdefault(normalize_name(name), name)
+        names.setdefault(entity_id, {}).setdefault(exact_key(name), name)
     for entity_id, text in aliases:
         if entity_id in names:
-            names[entity_id].setdefault(normalize_name(text), text)
+            names[entity_id].setdefault(exact_key(text), text)
     return [(entity, list(found.values())[:max_names]) for entity, found in names.items() if found]
 
 
@@ -124,15 +126,6 @@ def epoch_batches(
     batches = [batch for batch in batches if len(batch) > 1]
     rng.shuffle(batches)
     return batches
-
-
-def mean_pool(hidden, attention_mask):
-    """Mean of the token states over the attention mask, L2-normalised: `(batch_size, hidden_size)`."""
-    import torch
-
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def contrastive_loss(anchors, positives, temperature: float):

@@ -91,7 +91,7 @@ class DenseIndex:
                     return_tensors="pt",
                 )
                 hidden = self.model(**batch).last_hidden_state
-                output[chunk] = _mean_pool(hidden, batch["attention_mask"]).float().numpy()
+                output[chunk] = mean_pool(hidden, batch["attention_mask"]).float().numpy()
         return output
 
     def top_rows(self, queries: np.ndarray, k: int, chunk_rows: int = _CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +171,9 @@ def _load_encoder(directory: str | os.PathLike):
     return model, AutoTokenizer.from_pretrained(str(directory))
 
 
-def _mean_pool(hidden, attention_mask):
-    """Mean of the token states over the attention mask, L2-normalised (as `bel.alignment.mean_pool`)."""
+def mean_pool(hidden, attention_mask):
+    """Mean of the token states over the attention mask, L2-normalised: `(batch_size, hidden_size)`. The one pooling of
+    the dense retriever and of synonym alignment (`bel.alignment`), so aligned encoders embed as they were trained."""
     import torch
 
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -221,4 +222,4 @@ def _entity_order(rows: np.ndarray, entity: np.ndarray, scores: np.ndarray, mask
     return ranked
 
 
-__all__ = ["DenseIndex", "interpolate", "reciprocal_rank"]
+__all__ = ["DenseIndex", "interpolate", "mean_pool", "reciprocal_rank"]
