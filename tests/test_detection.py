@@ -14,13 +14,19 @@ from transformers import BertConfig, BertForTokenClassification, PretrainedConfi
 from bel import load_linker
 from bel.data.pubtator import read_pubtator
 from bel.detection_bel import (
+    CASE_TYPES,
     MentionDetector,
     bio_labels,
     decode_labels,
     encode_labels,
     has_detector,
+    merge_adjacent,
+    token_cases,
     token_windows,
+    trim_entity,
+    viterbi_labels,
     window_owners,
+    word_case,
     word_spans,
 )
 from bel.detector_training import DetectorSettings, detection_windows, train_detector
@@ -100,9 +106,12 @@ def test_windowing_loses_no_entity_and_keeps_offsets(tokenizer, words, cuts):
     text = " ".join(words)
     bounds = sorted({0, len(text), *(len(" ".join(words[:c])) for c in cuts if c < len(words))})
     passages = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a] or [(0, len(text))]
-    reference = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=512).detect([(text, passages)])[0]
+    plain = {"decoding": "argmax", "merge": False}  # word by word, so windows alone decide the labels
+    reference = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=512, **plain).detect(
+        [(text, passages)]
+    )[0]
     for max_length, overlap in ((5, 1), (8, 3), (16, 7)):
-        found = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=max_length, overlap=overlap)
+        found = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=max_length, overlap=overlap, **plain)
         assert found.detect([(text, passages)])[0] == reference
     expected = sum(word in ("breast", "fever", "drug") for word in words)
     # "cancer" is I-Disease: it continues an entity after any Disease word and starts one elsewhere
@@ -156,10 +165,12 @@ def tiny_detector(tokenizer, seed: int = 0) -> MentionDetector:
         label2id={label: i for i, label in enumerate(labels)},
         **TINY_SIZES,
     )
+    config.type_vocab_size = CASE_TYPES
     model = BertForTokenClassification(config)
     with torch.no_grad():  # a head that tags every word as a disease start keeps the test output non-trivial
         model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
-    return MentionDetector(model, tokenizer, max_length=16, overlap=4)
+    # merge=False keeps one entity per word; letter case as token types, so a fresh process must rebuild them too
+    return MentionDetector(model, tokenizer, max_length=16, overlap=4, merge=False, case_types=True)
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +214,72 @@ def test_detector_runs_where_bel_is_not_installed(detector_linker, tmp_path, hf_
     result = run_without_bel(code, cwd=elsewhere, env={"HF_HOME": str(hf_home)})
     assert result["module"].startswith("transformers_modules")
     assert result["raw"] == load_linker(detector_linker)(TEXT)
+
+
+def valid_bio(tags: list[str]) -> bool:
+    return all(
+        not tag.startswith("I-") or (i > 0 and tags[i - 1] != "O" and tags[i - 1][2:] == tag[2:])
+        for i, tag in enumerate(tags)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_viterbi_finds_the_best_valid_bio_sequence(length, seed):
+    import itertools
+
+    generator = torch.Generator().manual_seed(seed)
+    log_probs = (3 * torch.randn(length, len(LABELS), generator=generator)).log_softmax(-1)
+    tags = viterbi_labels(log_probs, LABELS)
+    assert valid_bio(tags)
+    best = max(
+        (path for path in itertools.product(range(len(LABELS)), repeat=length) if valid_bio([LABELS[i] for i in path])),
+        key=lambda path: sum(float(log_probs[t, i]) for t, i in enumerate(path)),
+    )
+    assert tags == [LABELS[i] for i in best]
+
+
+EDGE_WORDS = ["and", "or", "the", "of", "(", ")", ",", ".", "cancer", "breast", "Cowden", "type", "1", "-", "β"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(EDGE_WORDS), min_size=1, max_size=8))
+def test_trimmed_entities_have_no_edge_no_mention_has(words):
+    text = "x " + " ".join(words) + " y"
+    start, end = trim_entity(text, 2, len(text) - 2)
+    assert 2 <= start <= end <= len(text) - 2
+    if end > start:
+        piece = text[start:end]
+        assert piece == piece.strip() and piece.split()[0] not in {"and", "or", "the", "of", ",", ".", ")"}
+        assert piece.split()[-1] not in {"and", "or", "the", "of", ",", ".", "("}
+        assert trim_entity(text, start, end) == (start, end)
+        # a bracket is kept only with its partner inside
+        assert ("(" in piece) == (")" in piece) or piece.count("(") != piece.count(")")
+
+
+def test_trim_keeps_real_mentions_whole():
+    text = "ectopia pupillae (displaced pupils) and type 1 diabetes (T1D)"
+    assert trim_entity(text, 0, 18) == (0, 16)
+    assert trim_entity(text, 0, 35) == (0, 35)
+    assert trim_entity(text, 36, 55) == (40, 55)
+
+
+def test_merge_joins_only_touching_entities_of_one_type():
+    text = "Hemorrhagic cystitis, fever and drug rash"
+    entities = [(0, 11, "Disease"), (12, 20, "Disease"), (22, 27, "Disease"), (32, 36, "Chemical"), (37, 41, "Disease")]
+    assert merge_adjacent(text, entities) == [
+        (0, 20, "Disease"),
+        (22, 27, "Disease"),
+        (32, 36, "Chemical"),
+        (37, 41, "Disease"),
+    ]
+
+
+def test_letter_case_reaches_the_model_as_token_types(tokenizer):
+    assert [word_case(w) for w in ("aids", "Aids", "AIDS", "p53", "SCA1", "ß")] == [0, 1, 2, 0, 2, 0]
+    detector = tiny_detector(tokenizer)
+    lower, upper = (detector.passage_windows(t, (0, len(t))) for t in ("cd patients", "CD patients"))
+    assert lower.ids == upper.ids and lower.cases != upper.cases
+    assert token_cases("CD patients", upper.offsets, upper.words)[0] == 2
+    scores = [detector.word_log_probs([(t, [(0, len(t))])])[0][0][1] for t in ("cd patients", "CD patients")]
+    assert not torch.allclose(scores[0], scores[1])

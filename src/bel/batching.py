@@ -41,18 +41,25 @@ class TokenBudgetBatchSampler:
     """Yields lists of unit indices whose padded size (longest sequence x sequences) stays within ``max_tokens``.
 
     Each epoch (``set_epoch``) shuffles units with ``seed + epoch``, sorts them by length inside windows of
-    ``window`` units (little padding, still random), fills batches and shuffles the batch order. A unit larger than
-    the budget forms a batch of its own. ``batch_size = None`` tells Accelerate the batches have dynamic sizes.
+    ``window`` units (little padding, still random), fills batches (at most ``max_rows`` sequences each, when set) and
+    shuffles the batch order. A unit larger than the budget forms a batch of its own. ``batch_size = None`` tells Accelerate the batches have dynamic sizes.
     """
 
     batch_size = None
     drop_last = False
 
-    def __init__(self, units: Sequence[Sequence[dict]], max_tokens: int, seed: int = 0, window: int = 64):
+    def __init__(
+        self,
+        units: Sequence[Sequence[dict]],
+        max_tokens: int,
+        seed: int = 0,
+        window: int = 64,
+        max_rows: int | None = None,
+    ):
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be positive, got {max_tokens}.")
         self.shapes = [(len(unit), max(len(s["input_ids"]) for s in unit)) for unit in units]
-        self.max_tokens, self.seed, self.window = max_tokens, seed, window
+        self.max_tokens, self.seed, self.window, self.max_rows = max_tokens, seed, window, max_rows
         self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
 
@@ -71,7 +78,8 @@ class TokenBudgetBatchSampler:
             current, rows, longest = [], 0, 0
             for unit in window:
                 count, length = self.shapes[unit]
-                if current and max(longest, length) * (rows + count) > self.max_tokens:
+                too_many = self.max_rows is not None and rows + count > self.max_rows
+                if current and (too_many or max(longest, length) * (rows + count) > self.max_tokens):
                     batches.append(current)
                     current, rows, longest = [], 0, 0
                 current.append(unit)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bel.data.datasets import entity_type
-from bel.detection_bel import IGNORE, MentionDetector, bio_labels, encode_labels
+from bel.detection_bel import CASE_TYPES, IGNORE, MentionDetector, bio_labels, encode_labels
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +30,11 @@ class DetectorSettings:
     dataset: str | None = None
     epochs: int = 4
     learning_rate: float = 1e-4
-    batch_size: int = 8
+    batch_size: int = 32
+    max_tokens: int = 2048
     max_length: int = 512
     overlap: int = 64
+    case_types: bool = True
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
@@ -54,8 +55,13 @@ def detection_windows(detector: MentionDetector, documents: Sequence, dataset: s
             labels = encode_labels(tokens.offsets, tokens.words, entities, detector.label2id)
             for start, end in tokens.windows:
                 if end > start:
-                    ids = detector.window_inputs(tokens, (start, end))
-                    windows.append({"input_ids": ids, "labels": [IGNORE, *labels[start:end], IGNORE]})
+                    window = {
+                        "input_ids": detector.window_inputs(tokens, (start, end)),
+                        "labels": [IGNORE, *labels[start:end], IGNORE],
+                    }
+                    if detector.case_types:
+                        window["token_type_ids"] = detector.window_cases(tokens, (start, end))
+                    windows.append(window)
     return windows
 
 
@@ -85,8 +91,31 @@ def new_detector(settings: DetectorSettings, types: Sequence[str]) -> MentionDet
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
+    if settings.case_types:
+        add_case_types(model)
     tokenizer = AutoTokenizer.from_pretrained(settings.encoder)
-    return MentionDetector(model, tokenizer, max_length=settings.max_length, overlap=settings.overlap)
+    return MentionDetector(
+        model, tokenizer, max_length=settings.max_length, overlap=settings.overlap, case_types=settings.case_types
+    )
+
+
+def add_case_types(model) -> None:
+    """Give `model` one token type per letter-case class (`bel.detection_bel.word_case`), each starting as the
+    encoder's first segment embedding, so training starts from the encoder's own behaviour."""
+    import torch
+
+    embeddings = getattr(model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        raise ValueError(
+            f"{type(model.base_model).__name__} has no token type embeddings to carry letter case; "
+            "train the detector with --no-detector-case-types."
+        )
+    new = torch.nn.Embedding(CASE_TYPES, old.embedding_dim)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:1].expand(CASE_TYPES, -1))
+    embeddings.token_type_embeddings = new
+    model.config.type_vocab_size = CASE_TYPES
 
 
 def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequence = ()) -> Path:
@@ -100,10 +129,11 @@ def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: S
     if not types:
         raise ValueError("no mentions in the training documents: the detector has nothing to learn.")
     detector = new_detector(settings, types)
-    loader, optimizer, scheduler = _optimization(settings, detector, train_docs)
+    loader, sampler, optimizer, scheduler = _optimization(settings, detector, train_docs)
     model, optimizer, loader, scheduler = accelerator.prepare(detector.model, optimizer, loader, scheduler)
     target, best, history = Path(settings.output_dir) / "detector", None, []
     for epoch in range(settings.epochs):
+        sampler.set_epoch(epoch)
         started, losses = time.perf_counter(), _epoch(accelerator, model, optimizer, loader, scheduler)
         record = {
             "epoch": epoch,
@@ -135,14 +165,18 @@ def _optimization(settings: DetectorSettings, detector: MentionDetector, train_d
     from torch.utils.data import DataLoader
     from transformers import get_scheduler
 
+    from bel.batching import TokenBudgetBatchSampler
+
     windows = detection_windows(detector, train_docs, settings.dataset)
     pad = detector.tokenizer.pad_token_id or 0
+    # windows of similar length share a step: random batches padded every title to the length of an abstract
+    sampler = TokenBudgetBatchSampler(
+        [[window] for window in windows], settings.max_tokens, seed=settings.seed, max_rows=settings.batch_size
+    )
     loader = DataLoader(
-        windows,
-        batch_size=settings.batch_size,
-        shuffle=True,
-        collate_fn=lambda batch: _collate(batch, pad),
-        generator=torch.Generator().manual_seed(settings.seed),
+        [[window] for window in windows],
+        batch_sampler=sampler,
+        collate_fn=lambda units: _collate([unit[0] for unit in units], pad),
     )
     decay = [p for n, p in detector.model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
     plain = [p for n, p in detector.model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
@@ -150,17 +184,23 @@ def _optimization(settings: DetectorSettings, detector: MentionDetector, train_d
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": plain, "weight_decay": 0.0}],
         lr=settings.learning_rate,
     )
-    total = settings.epochs * math.ceil(len(windows) / settings.batch_size)
+    total = settings.epochs * len(sampler)
     scheduler = get_scheduler("linear", optimizer, int(settings.warmup_ratio * total), total)
     logger.info("detector: %d training windows, %d steps", len(windows), total)
-    return loader, optimizer, scheduler
+    return loader, sampler, optimizer, scheduler
 
 
 def _collate(batch: list[dict], pad: int) -> dict:
     import torch
 
     width = max(len(item["input_ids"]) for item in batch)
+    extra = {}
+    if "token_type_ids" in batch[0]:
+        extra["token_type_ids"] = torch.tensor(
+            [item["token_type_ids"] + [0] * (width - len(item["token_type_ids"])) for item in batch]
+        )
     return {
+        **extra,
         "input_ids": torch.tensor([item["input_ids"] + [pad] * (width - len(item["input_ids"])) for item in batch]),
         "attention_mask": torch.tensor(
             [[1] * len(item["input_ids"]) + [0] * (width - len(item["input_ids"])) for item in batch]

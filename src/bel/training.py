@@ -144,7 +144,18 @@ class TrainConfig:
     )
     detector_epochs: int = 4
     detector_learning_rate: float = 1e-4
-    detector_batch_size: int = field(default=8, metadata={"help": "windows per detector training step"})
+    detector_batch_size: int = field(default=32, metadata={"help": "windows per detector training step, at most"})
+    detector_case_types: bool = field(
+        default=True,
+        metadata={
+            "help": "feed the detector each word's letter case as token type ids (the default encoder is uncased, so "
+            "it cannot tell 'AIDS' from 'aids' otherwise)"
+        },
+    )
+    detector_max_tokens: int = field(
+        default=2048,
+        metadata={"help": "padded tokens per detector training step, at most (windows of similar length share a step)"},
+    )
     attach_to: str | None = field(
         default=None,
         metadata={"help": "with --stage detector: a saved linker directory that receives the trained detector"},
@@ -735,6 +746,8 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         epochs=config.detector_epochs,
         learning_rate=config.detector_learning_rate,
         batch_size=config.detector_batch_size,
+        max_tokens=config.detector_max_tokens,
+        case_types=config.detector_case_types,
         seed=config.seed,
     )
     directory = train_detector(settings, train_docs, dev_docs)
