@@ -21,11 +21,13 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from bel.data.datasets import load_corpus, load_kb
 from bel.data.pubtator import read_pubtator
 from bel.inputs_bel import build_linking_input, retrieve, retriever_decides
 from bel.kb import KnowledgeBase
+from bel.pipeline_bel import retrieve_typed
 from bel.retrieval_bel import Candidate, CandidateRetriever
 from bel.tokenization_bel import LinkingInput
 
@@ -74,7 +76,8 @@ def build_retriever(
     """Index the KB's names plus every training mention string as an alias of its gold entity (source = doc id).
 
     ``dense_encoder`` (an encoder directory) adds a dense part fused with the TF-IDF ranking; ``build_options`` go
-    to :meth:`CandidateRetriever.build` (``ngram_range``, ``max_df``, ``fusion``, ``fusion_weight``).
+    to :meth:`CandidateRetriever.build` (``ngram_range``, ``max_df``, ``fusion``, ``fusion_weight``). The KB's entity
+    categories (MeSH tree codes, when it has them) go to the retriever's type filter.
     """
     rows = kb.names()
     aliases, sources = training_aliases(kb, train_documents)
@@ -85,7 +88,7 @@ def build_retriever(
         aliases=aliases,
         alias_sources=sources,
         dense_encoder=dense_encoder,
-        **build_options,
+        **{"entity_categories": kb.categories(), **build_options},
     )
 
 
@@ -99,21 +102,25 @@ def build_examples(
     seed: int = 0,
     retrieve_k: int | None = None,
     abbreviations: bool = True,
+    types: Sequence[Sequence[str | None]] | None = None,
 ) -> list[DocumentExample]:
     """One :class:`DocumentExample` per document with at least one (kept) mention, built by ``bel.inputs_bel``.
 
     ``training=True`` excludes each document's own aliases, drops mentions without a KB gold id, injects missed gold
     entities and shuffles candidates. ``retrieve_k`` (>= ``num_candidates``) retrieves more entities for recall@k.
     ``abbreviations`` queries the retriever with the short forms each document defines expanded ("DM" -> "myotonic
-    dystrophy" after "myotonic dystrophy (DM)"); the model still sees the mention as written.
+    dystrophy" after "myotonic dystrophy (DM)"); the model still sees the mention as written. ``types[d][m]``, the
+    entity type of mention m of document d, restricts its candidates to that type's KB branch (the retriever's type
+    filter, ``bel.pipeline_bel.retrieve_typed``); None (the default) searches without types.
     """
     rng = random.Random(seed)
     retrieve_k = max(retrieve_k or num_candidates, num_candidates)
     spans = [[(m.start, m.end) for m in doc.mentions] for doc in documents]
-    found = retrieve(
+    search = retrieve if types is None else partial(retrieve_typed, types=types)
+    found = search(
         retriever,
         [(doc.text, doc_spans) for doc, doc_spans in zip(documents, spans, strict=True)],
-        retrieve_k,
+        top_k=retrieve_k,
         exclude_sources=[{doc.id} for doc in documents] if training else None,
         abbreviations=abbreviations,
     )

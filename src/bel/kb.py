@@ -4,6 +4,11 @@ Ids are normalised with :func:`normalize_id` (``D012345`` -> ``MESH:D012345``). 
 entries are merged: the first preferred name is kept and every further name becomes a synonym. Malformed lines raise
 :class:`KBFormatError` naming the file and the 1-based line number; so does a file that gives no entity at all. OMIM's
 ``INCLUDED`` marker (in MEDIC synonyms) is removed from names, and the bare marker is not indexed as a name.
+
+Entities may carry *categories*: the top-level MeSH tree codes of their tree numbers (``C10``, ``F03``, ``D02``), read
+by :meth:`KnowledgeBase.from_mesh` from a ``*tree_numbers.tsv[.gz]`` file beside the descriptors (same name prefix), or
+from a JSONL KB's optional ``categories`` list. The retriever uses them to keep a mention's candidates in the branch of
+its entity type (``retrieval_bel.DEFAULT_TYPE_CATEGORIES``); an entity without categories is never filtered.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bel.json_lines import json_kind, parse_object_line
@@ -83,6 +88,7 @@ def _jsonl_entity(line: str, where: str) -> Entity:
         synonyms=_string_list(record, "synonyms", where),
         type=entity_type,
         alt_ids=tuple(normalize_id(a) for a in _string_list(record, "alt_ids", where)),
+        categories=_string_list(record, "categories", where),
     )
 
 
@@ -95,19 +101,49 @@ def _require_entities(kb: KnowledgeBase, path: str | os.PathLike, expected: str)
 
 @dataclass
 class Entity:
-    """A KB concept: its id, preferred name, synonyms, optional type and alternative ids."""
+    """A KB concept: its id, preferred name, synonyms, optional type, alternative ids and categories (top-level
+    MeSH tree codes such as ``("C10", "F03")``; empty when unknown)."""
 
     id: str
     name: str
     synonyms: tuple[str, ...] = ()
     type: str | None = None
     alt_ids: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
 
 def _open_text(path: str | os.PathLike) -> Iterator[str]:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         yield from handle
+
+
+def tree_numbers_file(descriptors: str | os.PathLike) -> Path | None:
+    """The tree-numbers file beside a MeSH descriptors file, None when there is none: the name prefix before
+    ``descriptors`` plus ``tree_numbers.tsv.gz`` or ``tree_numbers.tsv``
+    (``mesh2024_descriptors.txt.gz`` -> ``mesh2024_tree_numbers.tsv.gz``)."""
+    path = Path(descriptors)
+    if "descriptors" not in path.name:
+        return None
+    prefix = path.name.split("descriptors", 1)[0]
+    found = [path.with_name(f"{prefix}tree_numbers.tsv{suffix}") for suffix in (".gz", "")]
+    return next((candidate for candidate in found if candidate.is_file()), None)
+
+
+def read_tree_categories(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+    """``{MESH:id: top-level tree codes}`` from a ``DescriptorUI<TAB>tree_location`` TSV (header optional).
+
+    A code is the first 3 characters of a tree number: ``D02.355.291`` -> ``D02``, ``F03.600`` -> ``F03``.
+    """
+    codes: dict[str, dict[str, None]] = {}
+    for line_no, line in enumerate(_open_text(path), start=1):
+        fields = line.rstrip("\r\n").split("\t")
+        if not line.strip() or (line_no == 1 and fields[0].strip() == "DescriptorUI"):
+            continue
+        if len(fields) < 2 or not fields[0].strip() or len(fields[1].strip()) < 3:
+            raise KBFormatError(f"{path}:{line_no}: expected 'DescriptorUI<TAB>tree number', got {line[:80]!r}")
+        codes.setdefault(normalize_id(fields[0]), {})[fields[1].strip()[:3]] = None
+    return {entity_id: tuple(found) for entity_id, found in codes.items()}
 
 
 class KnowledgeBase:
@@ -133,6 +169,7 @@ class KnowledgeBase:
                 synonyms=tuple(n for n in names if n != old.name),
                 type=old.type or entity.type,
                 alt_ids=tuple(dict.fromkeys((*old.alt_ids, *entity.alt_ids))),
+                categories=tuple(dict.fromkeys((*old.categories, *entity.categories))),
             )
         else:
             index = len(self.entities)
@@ -168,6 +205,22 @@ class KnowledgeBase:
         """The primary id of the entity known by ``entity_id`` (itself or an alt id), or None if unknown."""
         index = self._index_of(entity_id)
         return None if index is None else self.entities[index].id
+
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        """``{entity id: categories}`` of the entities that have categories (empty when the KB has none)."""
+        return {entity.id: entity.categories for entity in self.entities if entity.categories}
+
+    def set_categories(self, categories: dict[str, Iterable[str]]) -> int:
+        """Add ``categories[id]`` to the entities known by those ids (alt ids too); returns how many were found."""
+        found = 0
+        for entity_id, codes in categories.items():
+            index = self._index_of(entity_id)
+            if index is not None:
+                entity = self.entities[index]
+                merged = tuple(dict.fromkeys((*entity.categories, *codes)))
+                self.entities[index] = replace(entity, categories=merged)
+                found += 1
+        return found
 
     def names(self) -> list[tuple[str, str, bool]]:
         """``(entity_id, name, is_preferred)`` for every name and synonym, deduplicated per entity."""
@@ -217,8 +270,15 @@ class KnowledgeBase:
 
     @classmethod
     def from_mesh(cls, path: str | os.PathLike) -> KnowledgeBase:
-        """MeSH descriptors with entry terms, ``D000001||Calcimycin|A-23187|...`` (gzipped or plain)."""
-        return cls.from_biosyn(path)
+        """MeSH descriptors with entry terms, ``D000001||Calcimycin|A-23187|...`` (gzipped or plain).
+
+        Categories come from the tree-numbers file beside it when there is one (:func:`tree_numbers_file`).
+        """
+        kb = cls.from_biosyn(path)
+        trees = tree_numbers_file(path)
+        if trees is not None:
+            kb.set_categories(read_tree_categories(trees))
+        return kb
 
     @classmethod
     def from_obo(cls, path: str | os.PathLike) -> KnowledgeBase:

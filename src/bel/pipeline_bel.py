@@ -32,9 +32,9 @@ from transformers import Pipeline
 from .backends_bel import apply_backend, check_backend
 from .configuration_bel import PACKING_MODES
 from .detection_bel import MentionDetector, find_detector_files
-from .inputs_bel import build_linking_input, retrieve, retriever_decides
+from .inputs_bel import build_linking_input, retrieval_queries, retrieve, retriever_decides
 from .matching_bel import MentionMatcher
-from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, find_retriever_files
+from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, Candidate, CandidateRetriever, find_retriever_files
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,11 @@ class EntityLinkingPipeline(Pipeline):
     text: `"auto"`, the default, uses the checkpoint's learned detector when it has one and the dictionary matcher
     otherwise; `"model"` or `"dictionary"` force one), `errors` (`"raise"`, the default, or `"collect"`),
     `deterministic` (a bool, default False: batch-independent scoring, see above), `cascade` (a bool, default
-    `config.cascade`: link unique exact matches without reranking). At construction only: `backend` (`"torch"`, the
-    default, or `"int8"`: dynamic int8 linear layers in the encoders of the reranker and the detector; `"onnx"` once
-    `bel.onnx_backend` is imported, which `bel.load_linker(..., backend="onnx")` does).
+    `config.cascade`: link unique exact matches without reranking), `type_filter` (a bool, default
+    `config.type_filter`, else True: a mention with a type, detected or given, gets candidates of its type's KB branch
+    only, when the retriever has entity categories; see `retrieval_bel`). At construction only: `backend`
+    (`"torch"`, the default, or `"int8"`: dynamic int8 linear layers in the encoders of the reranker and the detector;
+    `"onnx"` once `bel.onnx_backend` is imported, which `bel.load_linker(..., backend="onnx")` does).
 
     `stage_seconds` accumulates the seconds spent per stage (`detect`, `retrieve`, `prepare`, `pack`, `forward`,
     `postprocess`) over the pipeline's life; clear it to start a new measurement.
@@ -178,12 +180,14 @@ class EntityLinkingPipeline(Pipeline):
         errors=None,
         deterministic=None,
         cascade=None,
+        type_filter=None,
         **kwargs,
     ):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, detector, batch_size, errors, deterministic, cascade (backend: at construction)."
+                "nil_threshold, detector, batch_size, errors, deterministic, cascade, type_filter (backend: at "
+                "construction)."
             )
         pre, forward, post = {}, {}, {}
         if errors is not None:
@@ -196,6 +200,10 @@ class EntityLinkingPipeline(Pipeline):
             if not isinstance(cascade, bool):
                 raise ValueError(f"cascade must be True or False, got {cascade!r}.")
             forward["cascade"] = cascade
+        if type_filter is not None:
+            if not isinstance(type_filter, bool):
+                raise ValueError(f"type_filter must be True or False, got {type_filter!r}.")
+            forward["type_filter"] = type_filter
         if num_candidates is not None:
             forward["num_candidates"] = _positive_int(num_candidates, "num_candidates")
         if mode is not None:
@@ -288,6 +296,7 @@ class EntityLinkingPipeline(Pipeline):
         detector: str = "auto",
         deterministic: bool = False,
         cascade: bool | None = None,
+        type_filter: bool | None = None,
     ) -> dict:
         """Detect (where no spans were given), retrieve and rerank the mentions of one document or a collated batch."""
         batched = not isinstance(model_inputs["text"], str)
@@ -301,7 +310,8 @@ class EntityLinkingPipeline(Pipeline):
             for d, entities in zip(raw, found, strict=True):
                 mentions[d], types[d] = [(s, e) for s, e, _ in entities], [t for _, _, t in entities]
         cascade = getattr(self.model.config, "cascade", False) if cascade is None else cascade
-        retrieved, decided = self._retrieve(texts, mentions, num_candidates, cascade)
+        type_filter = getattr(self.model.config, "type_filter", True) if type_filter is None else type_filter
+        retrieved, decided = self._retrieve(texts, mentions, num_candidates, cascade, types if type_filter else None)
         logits = [[[] for _ in doc_mentions] for doc_mentions in mentions]
         with self._stage("prepare"):
             reranked = [[m for m, done in enumerate(doc) if not done] for doc in decided]
@@ -330,15 +340,21 @@ class EntityLinkingPipeline(Pipeline):
         }
         return outputs if batched else {key: value[0] for key, value in outputs.items()}
 
-    def _retrieve(self, texts, mentions, num_candidates: int | None, cascade: bool) -> tuple[list, list]:
+    def _retrieve(self, texts, mentions, num_candidates: int | None, cascade: bool, types=None) -> tuple[list, list]:
         """Candidates per document and mention, and whether the retriever alone decides each mention (the cascade).
 
         With the cascade on, two candidates are retrieved at least, so that an exact match shared by a second entity
-        is seen (and reranked) even when one candidate is asked for."""
+        is seen (and reranked) even when one candidate is asked for. `types[d][m]` (None: no type filter) restricts
+        mention m's candidates to its type's KB branch (`retrieve_typed`)."""
         wanted = num_candidates or self.model.config.num_candidates
         searched = max(wanted, 2) if cascade else wanted
         with self._stage("retrieve"):
-            found = retrieve(self.retriever, list(zip(texts, mentions, strict=True)), searched)
+            documents = list(zip(texts, mentions, strict=True))
+            found = (
+                retrieve_typed(self.retriever, documents, types, searched)
+                if types is not None
+                else retrieve(self.retriever, documents, searched)
+            )
         decided = [[cascade and retriever_decides(c, searched) for c in doc] for doc in found]
         return [[c[:wanted] for c in doc] for doc in found], decided
 
@@ -363,6 +379,40 @@ class EntityLinkingPipeline(Pipeline):
         ]
         self.stage_seconds["postprocess"] = self.stage_seconds.get("postprocess", 0.0) + time.perf_counter() - started
         return results
+
+
+def retrieve_typed(
+    retriever: CandidateRetriever,
+    documents: Sequence[tuple[str, Sequence[Span]]],
+    types: Sequence[Sequence[str | None]],
+    top_k: int,
+    *,
+    exclude_sources: Sequence | None = None,
+    abbreviations: bool = True,
+) -> list[list[list[Candidate]]]:
+    """`inputs_bel.retrieve` with mention m of document d searched as of type `types[d][m]` (the retriever's type
+    filter: candidates of that type's KB branch only). Without a type to filter by, exactly `inputs_bel.retrieve`."""
+    flat_types = [kind for doc_types in types for kind in doc_types]
+    mapped = getattr(retriever, "type_categories", None)  # None: a retriever from before the type filter
+    if not mapped or not any(kind in mapped for kind in flat_types):
+        return retrieve(retriever, documents, top_k, exclude_sources=exclude_sources, abbreviations=abbreviations)
+    queries = [retrieval_queries(text, mentions, abbreviations) for text, mentions in documents]
+    flat = [query for doc_queries in queries for query in doc_queries]
+    if len(flat_types) != len(flat):
+        raise ValueError(f"retrieve_typed: {len(flat_types)} types for {len(flat)} mentions")
+    if exclude_sources is None:  # each distinct (query, type) searched once, queries in `retrieve`'s order
+        distinct = sorted(set(zip(flat, flat_types, strict=True)), key=lambda pair: (pair[0], pair[1] or ""))
+        searched = retriever.search([q for q, _ in distinct], top_k=top_k, types=[t for _, t in distinct])
+        found = dict(zip(distinct, searched, strict=True))
+        results = [found[pair] for pair in zip(flat, flat_types, strict=True)]
+    else:
+        excluded = [exclude_sources[d] for d, doc_queries in enumerate(queries) for _ in doc_queries]
+        results = retriever.search(flat, top_k=top_k, exclude_sources=excluded, types=flat_types)
+    per_document, at = [], 0
+    for doc_queries in queries:
+        per_document.append(results[at : at + len(doc_queries)])
+        at += len(doc_queries)
+    return per_document
 
 
 def _apply_to_encoder(model, backend: str) -> None:
@@ -539,4 +589,4 @@ def _positive_int(value, name: str) -> int:
     return value
 
 
-__all__ = ["EntityLinkingPipeline"]
+__all__ = ["EntityLinkingPipeline", "retrieve_typed"]

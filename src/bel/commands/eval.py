@@ -13,6 +13,12 @@ The JSON also names what was read: `corpus_files` (absolute paths), `kb_file`, `
 whose mentions became retriever aliases) and `retriever`: `checkpoint` (the MODEL's own, when it indexes the KB
 evaluated on), `rebuilt` (the KB differs from the checkpoint's: the retriever is rebuilt from it with the checkpoint's
 settings, and the log says so) or `built` (`--retriever-only`).
+
+`--type-filter` (the default; `--no-type-filter` turns it off) gives each gold mention's entity type
+(`bel.data.datasets.entity_type`) to the retriever, which then returns candidates of that type's KB branch only (MeSH
+trees C and F03 for diseases, D for chemicals; see `bel.retrieval_bel`) when the KB has categories. A checkpoint saved
+before the filter gets the KB's categories attached when its retriever indexes the evaluation KB. The key
+`type_filter` says whether the filter was on (asked for, and the retriever has categories).
 """
 
 from __future__ import annotations
@@ -55,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
     parser.add_argument(
+        "--type-filter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restrict each mention's candidates to its entity type's KB branch (MeSH C/F03 for diseases, D for "
+        "chemicals) when the KB has categories (default: on; --no-type-filter searches all entities)",
+    )
+    parser.add_argument(
         "--predictions",
         metavar="FILE.jsonl",
         help="also write one JSON line per mention here (gold, prediction, top 5, outcome) for error analysis",
@@ -88,6 +101,7 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from bel.data.datasets import entity_type
     from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
     from bel.examples import build_examples, load_documents, load_knowledge_base
     from bel.saving import load_components
@@ -104,9 +118,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         retriever, alias_files = _fresh_retriever(args, kb)
         retriever_source = "built"
+    attached = args.type_filter and _attach_categories(retriever, retriever_source, kb)
+    type_filter = bool(args.type_filter and retriever.entity_categories and retriever.type_categories)
+    types = [[entity_type(args.dataset, m.type) for m in doc.mentions] for doc in docs] if type_filter else None
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
     examples = build_examples(
-        docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations
+        docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations, types=types
     )
     scores = None
     if args.retriever_only:
@@ -139,13 +156,27 @@ def _evaluate(args: argparse.Namespace) -> int:
             **files,
             "alias_corpus_files": alias_files,
             "retriever": retriever_source,
+            "type_filter": type_filter,
         }
     )
     if args.end_to_end:
-        linker_retriever = retriever if retriever_source == "rebuilt" else None
+        linker_retriever = retriever if retriever_source == "rebuilt" or attached else None
         metrics["end_to_end"] = evaluate_end_to_end(args, docs, kb, linker_retriever)
     write_json_result(metrics, args.output)
     return 0
+
+
+def _attach_categories(retriever, source: str, kb) -> bool:
+    """Give the KB's categories to a checkpoint retriever saved without them (it indexes this KB: `source` is
+    "checkpoint"); True when attached."""
+    categories = kb.categories()
+    if source != "checkpoint" or retriever.entity_categories or not categories:
+        return False
+    retriever.with_categories(categories)
+    logger.info(
+        "type filter: the KB's categories (%d entities) attached to the checkpoint's retriever", len(categories)
+    )
+    return True
 
 
 def input_files(args: argparse.Namespace) -> dict:
@@ -237,6 +268,8 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
         call_options["num_candidates"] = args.num_candidates
     if args.cascade is not None:
         call_options["cascade"] = args.cascade
+    if not getattr(args, "type_filter", True):  # only when off: pipelines without the parameter still work
+        call_options["type_filter"] = False
     start = time.perf_counter()
     predicted = linker(items, **call_options) if items else []
     seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ The data directory comes from the explicit argument, else the ``BEL_DATA_DIR`` e
 
     ncbi_disease/NCBI{train,develop,test}set_corpus.txt   ncbi_disease/medic_06Jul2012.txt
     bc5cdr/CDR_{Training,Development,Test}Set.PubTator.txt
-    mesh/mesh2024_descriptors.txt.gz
+    mesh/mesh2024_descriptors.txt.gz   mesh/mesh2024_tree_numbers.tsv.gz (optional: entity categories, see bel.kb)
 """
 
 from __future__ import annotations
