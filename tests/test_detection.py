@@ -143,6 +143,7 @@ def test_detector_training_lowers_the_loss(tmp_path):
         batch_size=4,
         max_length=32,
         overlap=8,
+        case_types=True,
     )
     directory = train_detector(settings, docs, docs[:3])
     summary = json.loads((tmp_path / "run" / "detector_summary.json").read_text())
@@ -151,6 +152,7 @@ def test_detector_training_lowers_the_loss(tmp_path):
     assert {"dev/f1", "dev/precision", "dev/recall"} <= set(summary["history"][0])
     detector = MentionDetector.from_pretrained(directory)
     assert detector.types == summary["types"] and detector.max_length == 32
+    assert detector.case_types and detector.model.config.type_vocab_size == CASE_TYPES
     windows = detection_windows(detector, docs[:2], None)
     assert all(len(w["input_ids"]) == len(w["labels"]) <= 32 for w in windows)
 

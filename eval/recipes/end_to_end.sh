@@ -7,6 +7,7 @@
 #   LINKER            a trained linker's directory (OUTPUT/best) to attach the detector to (a copy is made); default:
 #                     train one with the current recipe on the first 120 training documents (the first records)
 #   DETECTOR_ENCODER  the detector's starting encoder (default: the bundled all-MiniLM-L6-v2)
+#   DETECTORS         which detectors `bel eval --end-to-end` runs with (default: "model dictionary")
 #   DETECTOR          the output directory of a finished `bel train --stage detector` run with the same options, used
 #                     instead of training the detector again
 # e.g. the first records:  bash eval/recipes/end_to_end.sh ncbi-disease eval/runs/ncbi-end-to-end 4
@@ -48,7 +49,7 @@ fi
 [ ! -f "$linker/train_summary.json" ] || cp "$linker/train_summary.json" "$dir/train_summary.json"
 cp "$detector/detector_summary.json" "$dir/detector_summary.json"
 "$PYTHON" -m bel.saving attach-detector "$detector/detector" "$linker/best"  # what --stage both does in one run
-for detector_kind in model dictionary; do
+for detector_kind in ${DETECTORS:-model dictionary}; do
   "$PYTHON" -m bel eval "$linker/best" --dataset "$dataset" --split test --end-to-end --detector "$detector_kind" \
     --output "$dir/eval_$detector_kind.json" > "$dir/eval_$detector_kind.log" 2>&1
 done

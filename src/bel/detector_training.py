@@ -34,7 +34,7 @@ class DetectorSettings:
     max_tokens: int = 2048
     max_length: int = 512
     overlap: int = 64
-    case_types: bool = True
+    case_types: bool = False
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42

@@ -146,10 +146,10 @@ class TrainConfig:
     detector_learning_rate: float = 1e-4
     detector_batch_size: int = field(default=32, metadata={"help": "windows per detector training step, at most"})
     detector_case_types: bool = field(
-        default=True,
+        default=False,
         metadata={
-            "help": "feed the detector each word's letter case as token type ids (the default encoder is uncased, so "
-            "it cannot tell 'AIDS' from 'aids' otherwise)"
+            "help": "feed the detector each word's letter case as token type ids (the default encoder is uncased: "
+            "it cannot tell 'AIDS' from 'aids'); off by default: no gain on NCBI dev after two epochs (eval/RESULTS.md)"
         },
     )
     detector_max_tokens: int = field(
@@ -271,8 +271,28 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
         retriever = build_retriever(
             kb, all_train_docs, **(retrieval or {})
         )  # aliases of the whole training split, even for a subset run
-        train = build_examples(train_docs, retriever, config.num_candidates, kb=kb, training=True, seed=config.seed)
-        dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64) if dev_docs else []
+        # typed candidates (the KB branch of the mention's type), as at inference
+        train = build_examples(
+            train_docs,
+            retriever,
+            config.num_candidates,
+            kb=kb,
+            training=True,
+            seed=config.seed,
+            types=_mention_types(train_docs, config.dataset),
+        )
+        dev = (
+            build_examples(
+                dev_docs,
+                retriever,
+                config.num_candidates,
+                kb=kb,
+                retrieve_k=64,
+                types=_mention_types(dev_docs, config.dataset),
+            )
+            if dev_docs
+            else []
+        )
         count = round(config.kb_examples * sum(len(e.gold_ids) for e in train))
         if count:
             train += synthesise_examples(kb, retriever, config.num_candidates, count, seed=config.seed)
@@ -286,6 +306,13 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
         len(dev),
     )
     return retriever, train, dev
+
+
+def _mention_types(documents, dataset: str | None) -> list[list[str | None]]:
+    """Each mention's entity type under `dataset`'s mapping (NCBI classes -> Disease), for typed candidates."""
+    from bel.data.datasets import entity_type
+
+    return [[entity_type(dataset, m.type) for m in doc.mentions] for doc in documents]
 
 
 def _kb_only_data(config: TrainConfig, kb, retrieval: dict) -> tuple[Any, list, list]:
