@@ -182,8 +182,8 @@ def retriever_speed_table() -> str:
 END_TO_END = (
     ("NCBI Disease", "ncbi-end-to-end"),
     ("BC5CDR (one checkpoint)", "bc5cdr-end-to-end"),
-    ("NCBI Disease, round 2", "ncbi-end-to-end-aligned"),
-    ("BC5CDR (one checkpoint), round 2", "bc5cdr-end-to-end-aligned"),
+    ("NCBI Disease, round 2", "ncbi-end-to-end-r2"),
+    ("BC5CDR (one checkpoint), round 2", "bc5cdr-end-to-end-r2"),
 )
 
 

@@ -13,7 +13,7 @@
 # e.g. the first records:  bash eval/recipes/end_to_end.sh ncbi-disease eval/runs/ncbi-end-to-end 4
 #      the current ones:    bash eval/recipes/domain_knowledge.sh ncbi-disease eval/runs/ncbi-domain aligned-hybrid
 #                           LINKER=runs/ncbi-domain-aligned-hybrid/best DETECTOR_ENCODER=runs/ncbi-domain-align/encoder \
-#                             bash eval/recipes/end_to_end.sh ncbi-disease eval/runs/ncbi-end-to-end-aligned 8
+#                             bash eval/recipes/end_to_end.sh ncbi-disease eval/runs/ncbi-end-to-end-r2 8
 #      (`bc5cdr`: diseases and chemicals together, one checkpoint, MeSH)
 # The checkpoint (with detector/) is left in CHECKPOINT_DIR/$(basename RUN_DIR)-linker/best.
 source "$(dirname "$0")/_lib.sh"
@@ -22,6 +22,9 @@ dir=${2:?RUN_DIR}
 epochs=${3:-4}
 shift $(($# < 3 ? $# : 3))
 start_run "$dir" "$0" "$dataset" "$dir" "$epochs" "$@"
+# the settings from the environment, beside the manifest (which holds the command line)
+printf 'LINKER=%s\nDETECTOR=%s\nDETECTOR_ENCODER=%s\nDETECTORS=%s\n' "${LINKER:-}" "${DETECTOR:-}" \
+  "${DETECTOR_ENCODER:-}" "${DETECTORS:-model dictionary}" > "$dir/settings.env"
 linker=$CHECKPOINT_DIR/$(basename "$dir")-linker
 detector=$CHECKPOINT_DIR/$(basename "$dir")-detector
 detector_options=("$@")
