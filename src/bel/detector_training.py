@@ -28,7 +28,7 @@ class DetectorSettings:
     encoder: str
     output_dir: str
     dataset: str | None = None
-    epochs: int = 4
+    epochs: int = 8
     learning_rate: float = 1e-4
     batch_size: int = 32
     max_tokens: int = 2048
