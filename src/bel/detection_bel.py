@@ -16,6 +16,7 @@ Only the standard library, torch and transformers are imported, so the file ship
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -120,7 +121,8 @@ def decode_labels(labels: Sequence[str], offsets: Sequence[Span]) -> list[Entity
     return entities
 
 
-def bio_transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=8)
+def bio_transitions(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Allowed BIO moves as additive masks: `start[j]` and `moves[i, j]` are 0 where label j may open a passage or
     follow label i, and -inf where it may not (an `I-X` only continues a `B-X` or `I-X`)."""
 
@@ -144,7 +146,7 @@ def viterbi_labels(log_probs: torch.Tensor, labels: Sequence[str]) -> list[str]:
     """
     if len(log_probs) == 0:
         return []
-    start, moves = bio_transitions(labels)
+    start, moves = bio_transitions(tuple(labels))  # built once per label set: this runs for every passage
     score, back = log_probs[0] + start, []
     for row in log_probs[1:]:
         best, previous = (score[:, None] + moves).max(0)
@@ -309,6 +311,8 @@ class MentionDetector:
         config.bel_case_types = self.case_types
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label2id = {v: k for k, v in self.id2label.items()}
+        self.labels = [self.id2label[i] for i in range(len(self.id2label))]
+        self.trim = True  # `trim_entity` on every entity; off only to measure what it adds (eval/detector_decoding.py)
 
     @property
     def types(self) -> list[str]:
@@ -367,20 +371,17 @@ class MentionDetector:
 
     def decode(self, text: str, passages: Sequence[tuple[list[Span], torch.Tensor]]) -> list[Entity]:
         """Entities of one document from the word log-probabilities of its passages (see `word_log_probs`): BIO
-        decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed and (`merge`) touching entities of
-        one type joined."""
-        labels = [self.id2label[i] for i in range(len(self.id2label))]
+        decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed (`trim`) and (`merge`) touching
+        entities of one type joined."""
         entities: list[Entity] = []
         for words, log_probs in passages:
-            found = []
             if self.decoding == "viterbi":
-                tags = viterbi_labels(log_probs, labels)
+                tags = viterbi_labels(log_probs, self.labels)
             else:
-                tags = [labels[i] for i in log_probs.argmax(-1).tolist()]
-            for start, end, kind in decode_labels(tags, words):
-                start, end = trim_entity(text, start, end)
-                if end > start:
-                    found.append((start, end, kind))
+                tags = [self.labels[i] for i in log_probs.argmax(-1).tolist()]
+            found = decode_labels(tags, words)
+            if self.trim:
+                found = [(s, e, k) for (s, e), k in ((trim_entity(text, a, b), k) for a, b, k in found) if e > s]
             entities.extend(merge_adjacent(text, found) if self.merge else found)
         return sorted(set(entities))
 

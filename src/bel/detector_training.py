@@ -68,10 +68,17 @@ def detection_windows(detector: MentionDetector, documents: Sequence, dataset: s
 def detection_scores(detector: MentionDetector, documents: Sequence, dataset: str | None) -> dict:
     """Strict (exact span and type) precision, recall and F1 of `detector` on `documents`."""
     predicted = detector.detect([(doc.text, [(p.offset, p.end) for p in doc.passages]) for doc in documents])
+    return strict_scores([gold_entities(doc, dataset) for doc in documents], predicted)
+
+
+def strict_scores(gold: Sequence, predicted: Sequence, kind: str | None = None) -> dict:
+    """Precision, recall and F1 of exact `(start, end, type)` matches, per document summed (of type `kind` only when
+    given)."""
     tp = fp = fn = 0
-    for doc, found in zip(documents, predicted, strict=True):
-        gold, guess = set(gold_entities(doc, dataset)), set(found)
-        tp, fp, fn = tp + len(gold & guess), fp + len(guess - gold), fn + len(gold - guess)
+    for gold_entities_, found in zip(gold, predicted, strict=True):
+        expected = {e for e in gold_entities_ if kind is None or e[2] == kind}
+        guess = {e for e in found if kind is None or e[2] == kind}
+        tp, fp, fn = tp + len(expected & guess), fp + len(guess - expected), fn + len(expected - guess)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -225,4 +232,11 @@ def _epoch(accelerator, model, optimizer, loader, scheduler) -> list[float]:
     return losses
 
 
-__all__ = ["DetectorSettings", "detection_scores", "detection_windows", "gold_entities", "train_detector"]
+__all__ = [
+    "DetectorSettings",
+    "detection_scores",
+    "strict_scores",
+    "detection_windows",
+    "gold_entities",
+    "train_detector",
+]

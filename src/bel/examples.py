@@ -21,13 +21,11 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 from bel.data.datasets import load_corpus, load_kb
 from bel.data.pubtator import read_pubtator
 from bel.inputs_bel import build_linking_input, retrieve, retriever_decides
 from bel.kb import KnowledgeBase
-from bel.pipeline_bel import retrieve_typed
 from bel.retrieval_bel import Candidate, CandidateRetriever
 from bel.tokenization_bel import LinkingInput
 
@@ -111,18 +109,18 @@ def build_examples(
     ``abbreviations`` queries the retriever with the short forms each document defines expanded ("DM" -> "myotonic
     dystrophy" after "myotonic dystrophy (DM)"); the model still sees the mention as written. ``types[d][m]``, the
     entity type of mention m of document d, restricts its candidates to that type's KB branch (the retriever's type
-    filter, ``bel.pipeline_bel.retrieve_typed``); None (the default) searches without types.
+    filter, ``bel.inputs_bel.retrieve``); None (the default) searches without types.
     """
     rng = random.Random(seed)
     retrieve_k = max(retrieve_k or num_candidates, num_candidates)
     spans = [[(m.start, m.end) for m in doc.mentions] for doc in documents]
-    search = retrieve if types is None else partial(retrieve_typed, types=types)
-    found = search(
+    found = retrieve(
         retriever,
         [(doc.text, doc_spans) for doc, doc_spans in zip(documents, spans, strict=True)],
         top_k=retrieve_k,
         exclude_sources=[{doc.id} for doc in documents] if training else None,
         abbreviations=abbreviations,
+        types=types,
     )
     examples = []
     for doc, doc_spans, doc_found in zip(documents, spans, found, strict=True):

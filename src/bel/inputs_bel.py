@@ -56,23 +56,34 @@ def retrieve(
     *,
     exclude_sources: Sequence[Collection[str]] | None = None,
     abbreviations: bool = True,
+    types: Sequence[Sequence[str | None]] | None = None,
 ) -> list[list[list[Candidate]]]:
     """Candidates of every mention of every `(text, mentions)` document: `result[document][mention]`.
 
     `exclude_sources[d]` hides the aliases contributed only by those sources (e.g. document `d`'s own id) from
-    document `d`'s searches. Without exclusions each distinct query is searched once.
+    document `d`'s searches. `types[d][m]` searches mention m of document d as of that entity type (the retriever's
+    type filter: candidates of the type's KB branch only; None: any). Without exclusions each distinct (query, type)
+    is searched once.
     """
     queries = [retrieval_queries(text, mentions, abbreviations) for text, mentions in documents]
     flat = [query for doc_queries in queries for query in doc_queries]
     if not flat:
         return [[] for _ in documents]
+    flat_types = [kind for doc_types in types for kind in doc_types] if types is not None else [None] * len(flat)
+    if len(flat_types) != len(flat):
+        raise ValueError(f"retrieve: {len(flat_types)} types for {len(flat)} mentions")
+    # untyped searches go without the keyword: an untyped search is exactly the search from before the type filter
+    typed = any(kind is not None for kind in flat_types)
     if exclude_sources is None:
-        distinct = sorted(set(flat))
-        found = dict(zip(distinct, retriever.search(distinct, top_k=top_k), strict=True))
-        results = [found[query] for query in flat]
+        distinct = sorted(set(zip(flat, flat_types, strict=True)), key=lambda pair: (pair[0], pair[1] or ""))
+        kinds = {"types": [kind for _, kind in distinct]} if typed else {}
+        searched = retriever.search([query for query, _ in distinct], top_k=top_k, **kinds)
+        found = dict(zip(distinct, searched, strict=True))
+        results = [found[pair] for pair in zip(flat, flat_types, strict=True)]
     else:
         excluded = [exclude_sources[d] for d, doc_queries in enumerate(queries) for _ in doc_queries]
-        results = retriever.search(flat, top_k=top_k, exclude_sources=excluded)
+        kinds = {"types": flat_types} if typed else {}
+        results = retriever.search(flat, top_k=top_k, exclude_sources=excluded, **kinds)
     per_document, at = [], 0
     for doc_queries in queries:
         per_document.append(results[at : at + len(doc_queries)])

@@ -32,9 +32,9 @@ from transformers import Pipeline
 from .backends_bel import apply_backend, check_backend
 from .configuration_bel import PACKING_MODES
 from .detection_bel import MentionDetector, find_detector_files
-from .inputs_bel import build_linking_input, retrieval_queries, retrieve, retriever_decides
+from .inputs_bel import build_linking_input, retrieve, retriever_decides
 from .matching_bel import MentionMatcher
-from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, Candidate, CandidateRetriever, find_retriever_files
+from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, find_retriever_files
 
 logger = logging.getLogger(__name__)
 
@@ -345,16 +345,11 @@ class EntityLinkingPipeline(Pipeline):
 
         With the cascade on, two candidates are retrieved at least, so that an exact match shared by a second entity
         is seen (and reranked) even when one candidate is asked for. `types[d][m]` (None: no type filter) restricts
-        mention m's candidates to its type's KB branch (`retrieve_typed`)."""
+        mention m's candidates to its type's KB branch (`inputs_bel.retrieve`)."""
         wanted = num_candidates or self.model.config.num_candidates
         searched = max(wanted, 2) if cascade else wanted
         with self._stage("retrieve"):
-            documents = list(zip(texts, mentions, strict=True))
-            found = (
-                retrieve_typed(self.retriever, documents, types, searched)
-                if types is not None
-                else retrieve(self.retriever, documents, searched)
-            )
+            found = retrieve(self.retriever, list(zip(texts, mentions, strict=True)), searched, types=types)
         decided = [[cascade and retriever_decides(c, searched) for c in doc] for doc in found]
         return [[c[:wanted] for c in doc] for doc in found], decided
 
@@ -379,40 +374,6 @@ class EntityLinkingPipeline(Pipeline):
         ]
         self.stage_seconds["postprocess"] = self.stage_seconds.get("postprocess", 0.0) + time.perf_counter() - started
         return results
-
-
-def retrieve_typed(
-    retriever: CandidateRetriever,
-    documents: Sequence[tuple[str, Sequence[Span]]],
-    types: Sequence[Sequence[str | None]],
-    top_k: int,
-    *,
-    exclude_sources: Sequence | None = None,
-    abbreviations: bool = True,
-) -> list[list[list[Candidate]]]:
-    """`inputs_bel.retrieve` with mention m of document d searched as of type `types[d][m]` (the retriever's type
-    filter: candidates of that type's KB branch only). Without a type to filter by, exactly `inputs_bel.retrieve`."""
-    flat_types = [kind for doc_types in types for kind in doc_types]
-    mapped = getattr(retriever, "type_categories", None)  # None: a retriever from before the type filter
-    if not mapped or not any(kind in mapped for kind in flat_types):
-        return retrieve(retriever, documents, top_k, exclude_sources=exclude_sources, abbreviations=abbreviations)
-    queries = [retrieval_queries(text, mentions, abbreviations) for text, mentions in documents]
-    flat = [query for doc_queries in queries for query in doc_queries]
-    if len(flat_types) != len(flat):
-        raise ValueError(f"retrieve_typed: {len(flat_types)} types for {len(flat)} mentions")
-    if exclude_sources is None:  # each distinct (query, type) searched once, queries in `retrieve`'s order
-        distinct = sorted(set(zip(flat, flat_types, strict=True)), key=lambda pair: (pair[0], pair[1] or ""))
-        searched = retriever.search([q for q, _ in distinct], top_k=top_k, types=[t for _, t in distinct])
-        found = dict(zip(distinct, searched, strict=True))
-        results = [found[pair] for pair in zip(flat, flat_types, strict=True)]
-    else:
-        excluded = [exclude_sources[d] for d, doc_queries in enumerate(queries) for _ in doc_queries]
-        results = retriever.search(flat, top_k=top_k, exclude_sources=excluded, types=flat_types)
-    per_document, at = [], 0
-    for doc_queries in queries:
-        per_document.append(results[at : at + len(doc_queries)])
-        at += len(doc_queries)
-    return per_document
 
 
 def _apply_to_encoder(model, backend: str) -> None:
@@ -589,4 +550,4 @@ def _positive_int(value, name: str) -> int:
     return value
 
 
-__all__ = ["EntityLinkingPipeline", "retrieve_typed"]
+__all__ = ["EntityLinkingPipeline"]
