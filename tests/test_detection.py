@@ -157,6 +157,41 @@ def test_detector_training_lowers_the_loss(tmp_path):
     assert all(len(w["input_ids"]) == len(w["labels"]) <= 32 for w in windows)
 
 
+def test_train_on_dev_adds_every_dev_document_and_keeps_the_last_epoch(tmp_path, caplog):
+    from bel.training import TrainConfig, _detector_stage
+
+    encoder = save_tiny_encoder(tmp_path / "encoder")
+    train, dev = FIXTURES / "bel_train_corpus.txt", FIXTURES / "bel_train_dev.txt"
+    config = TrainConfig(
+        stage="detector",
+        train_file=str(train),
+        dev_file=str(dev),
+        encoder=str(encoder),
+        output_dir=str(tmp_path / "run"),
+        detector_epochs=2,
+        detector_train_on_dev=True,
+    )
+    config.validate()
+    with caplog.at_level("INFO", logger="bel.detector_training"):
+        directory = _detector_stage(config, None)
+    summary = json.loads((tmp_path / "run" / "detector_summary.json").read_text())
+    assert summary["best_dev_f1"] is None and len(summary["history"]) == 2
+    assert not any(key.startswith("dev/") for epoch in summary["history"] for key in epoch)
+    detector = MentionDetector.from_pretrained(directory)
+    both = [*read_pubtator(train), *read_pubtator(dev)]
+    expected = len(detection_windows(detector, both, None))
+    assert expected > len(detection_windows(detector, read_pubtator(train), None))
+    assert f"detector: {expected} training windows" in caplog.text
+
+
+def test_train_on_dev_needs_dev_documents():
+    from bel.training import TrainConfig
+
+    config = TrainConfig(stage="detector", train_file="train.txt", detector_train_on_dev=True)
+    with pytest.raises(ValueError, match="--detector-train-on-dev needs dev documents"):
+        config.validate()
+
+
 def tiny_detector(tokenizer, seed: int = 0) -> MentionDetector:
     torch.manual_seed(seed)
     labels = bio_labels(["Disease"])

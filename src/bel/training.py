@@ -155,6 +155,14 @@ class TrainConfig:
             "it cannot tell 'AIDS' from 'aids'); off by default: no gain on NCBI dev after two epochs (eval/RESULTS.md)"
         },
     )
+    detector_train_on_dev: bool = field(
+        default=False,
+        metadata={
+            "help": "train the detector on the training and all dev documents for exactly --detector-epochs and keep "
+            "the last epoch (no dev selection; how most published BioNER test figures are trained); default: off, "
+            "dev F1 picks the epoch"
+        },
+    )
     detector_max_tokens: int = field(
         default=2048,
         metadata={"help": "padded tokens per detector training step, at most (windows of similar length share a step)"},
@@ -217,6 +225,8 @@ class TrainConfig:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
+        if self.detector_train_on_dev and not (self.dataset or self.dev_file):
+            raise ValueError("--detector-train-on-dev needs dev documents: pass --dataset NAME or --dev-file.")
         if self.stage != "detector" and not self.dataset and not self.kb_file:
             raise ValueError(
                 "Pass --dataset NAME (with --data-dir or BEL_DATA_DIR), --train-file and --kb-file, or --kb-file alone "
@@ -764,11 +774,16 @@ def finish(run: _Run) -> Path:
 
 
 def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
-    """Train the detector on the run's corpus (dev F1 picks the epoch); attach it to a saved linker when asked."""
+    """Train the detector on the run's corpus (dev F1 picks the epoch, unless `detector_train_on_dev` adds every dev
+    document to the training ones and keeps the last epoch); attach it to a saved linker when asked."""
     from bel.detector_training import DetectorSettings, train_detector
+    from bel.examples import load_documents
     from bel.saving import attach_detector
 
     _, train_docs, dev_docs = _corpus(config)
+    if config.detector_train_on_dev:
+        train_docs = [*train_docs, *load_documents(config.dataset, "dev", config.data_dir, config.dev_file)]
+        dev_docs = []
     settings = DetectorSettings(
         encoder=config.encoder or default_encoder(),
         output_dir=config.output_dir,
