@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from .retrieval_bel import Candidate, CandidateRetriever, ShortForms, find_abbreviations
+from .abbreviations_bel import ShortForms, find_abbreviations
+from .retrieval_bel import Candidate, CandidateRetriever
 from .sentences_bel import document_sentences
 from .tokenization_bel import LinkingInput
 
