@@ -1,0 +1,81 @@
+"""How much the cross-encoder itself knows: Acc@1 on the mentions the cascade leaves to the reranker, ranking by
+`cross + w * retrieval score` for a sweep of w (w = 0: the cross-encoder alone; large w: the retriever, ties broken by
+the cross-encoder).
+
+The checkpoint's learned retrieval weight is set to 0, so `cross` is the scorer's own logit; the retrieval score is the
+retriever's score of each candidate, as the model receives it.
+
+Example::
+
+    python eval/reranker_fusion.py runs/ncbi-domain-aligned-hybrid/best --dataset ncbi-disease --split dev \
+        --output eval/runs/ncbi-retrieval-prior-probe/recorded/fusion_dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bel.data.datasets import DATASETS
+from bel.evaluation import score_examples
+from bel.examples import build_examples, load_documents, load_knowledge_base
+from bel.saving import load_components
+
+WEIGHTS = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 1000)
+
+
+def reranked_rows(checkpoint: str, dataset: str, split: str) -> list[tuple[list[str], list[float], list[float], set]]:
+    """(candidate ids, cross-encoder logits, retrieval scores, gold ids) of each reranked mention with a gold id."""
+    kb = load_knowledge_base(dataset)
+    model, tokenizer, retriever = load_components(checkpoint)
+    examples = build_examples(
+        load_documents(dataset, split), retriever, model.config.num_candidates, kb=kb, retrieve_k=64
+    )
+    if model.retrieval_weight is not None:
+        model.retrieval_weight.data.fill_(0.0)
+    cross = score_examples(model, tokenizer, examples, cascade=True)
+    rows = []
+    for d, example in enumerate(examples):
+        for m, ids in enumerate(example.candidate_ids):
+            if example.retriever_decided[m] or not example.gold_ids[m] or not ids:
+                continue
+            rows.append((ids, cross[d][m], example.input.candidate_scores[m], set(example.gold_ids[m])))
+    return rows
+
+
+def fused_accuracy(rows, weight: float) -> float:
+    hits = [ids[int(np.argmax(np.array(c) + weight * np.array(r[: len(c)])))] in gold for ids, c, r, gold in rows]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--dataset", choices=DATASETS, required=True)
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = reranked_rows(args.checkpoint, args.dataset, args.split)
+    result = {
+        "checkpoint": args.checkpoint,
+        "dataset": args.dataset,
+        "split": args.split,
+        "reranked_mentions": len(rows),
+        "acc@1_by_weight": {str(w): fused_accuracy(rows, w) for w in WEIGHTS},
+        "gold_in_candidates": float(np.mean([bool(set(ids) & gold) for ids, _, _, gold in rows])) if rows else 0.0,
+    }
+    print(json.dumps(result, indent=2))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
