@@ -14,12 +14,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from bel.commands import write_json_result
 from bel.data.datasets import DATASETS, load_corpus
 from bel.detection_bel import MentionDetector
 from bel.detector_training import gold_entities, strict_scores
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         print(f"{variant:20s} " + " ".join(f"{k} {v:.4f}" for k, v in result[variant].items() if isinstance(v, float)))
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        write_json_result(result, args.output)  # with the run's manifest
     return result
 
 

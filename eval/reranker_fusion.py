@@ -14,13 +14,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bel.data.datasets import DATASETS
+from bel.commands import options, write_json_result
 from bel.evaluation import score_examples
 from bel.examples import build_examples, load_documents, load_knowledge_base
 from bel.saving import load_components
@@ -54,14 +53,13 @@ def fused_accuracy(rows, weight: float) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--dataset", choices=DATASETS, required=True)
-    parser.add_argument("--split", default="dev")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path)
+    parser.add_argument("checkpoint", help="a saved linker directory")
+    options.add_data_arguments(parser, files=False)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--output", type=Path, help="JSON file for the figures (default: print them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = reranked_rows(args.checkpoint, args.dataset, args.split)
+    rows = reranked_rows(args.checkpoint, args.dataset, args.split, args.data_dir)
     result = {
         "checkpoint": args.checkpoint,
         "dataset": args.dataset,
@@ -70,10 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         "acc@1_by_weight": {str(w): fused_accuracy(rows, w) for w in WEIGHTS},
         "gold_in_candidates": float(np.mean([bool(set(ids) & gold) for ids, _, _, gold in rows])) if rows else 0.0,
     }
-    print(json.dumps(result, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_result(result, args.output)  # with the run's manifest; printed when there is no --output
     return result
 
 
