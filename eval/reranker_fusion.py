@@ -27,13 +27,14 @@ from bel.saving import load_components
 WEIGHTS = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 1000)
 
 
-def reranked_rows(checkpoint: str, dataset: str, split: str) -> list[tuple[list[str], list[float], list[float], set]]:
+def reranked_rows(
+    checkpoint: str, dataset: str, split: str, data_dir: str | None = None
+) -> list[tuple[list[str], list[float], list[float], set]]:
     """(candidate ids, cross-encoder logits, retrieval scores, gold ids) of each reranked mention with a gold id."""
-    kb = load_knowledge_base(dataset)
+    kb = load_knowledge_base(dataset, data_dir)
     model, tokenizer, retriever = load_components(checkpoint)
-    examples = build_examples(
-        load_documents(dataset, split), retriever, model.config.num_candidates, kb=kb, retrieve_k=64
-    )
+    documents = load_documents(dataset, split, data_dir)
+    examples = build_examples(documents, retriever, model.config.num_candidates, kb=kb, retrieve_k=64)
     if model.retrieval_weight is not None:
         model.retrieval_weight.data.fill_(0.0)
     cross = score_examples(model, tokenizer, examples, cascade=True)
