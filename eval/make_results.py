@@ -184,6 +184,8 @@ END_TO_END = (
     ("BC5CDR (one checkpoint)", "bc5cdr-end-to-end"),
     ("NCBI Disease, round 2", "ncbi-end-to-end-r2"),
     ("BC5CDR (one checkpoint), round 2", "bc5cdr-end-to-end-r2"),
+    ("NCBI Disease, detector on train + dev", "ncbi-end-to-end-r3"),
+    ("BC5CDR (one checkpoint), detector on train + dev", "bc5cdr-end-to-end-r3"),
 )
 
 
