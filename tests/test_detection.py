@@ -30,6 +30,7 @@ from bel.detection_bel import (
     word_spans,
 )
 from bel.detector_training import DetectorSettings, detection_windows, train_detector
+from bel.model_card import detector_section
 from bel.saving import save_detector
 
 from .helpers import FIXTURES, TEXT, TINY_SIZES, make_linker, save_tiny_encoder, wordpiece_tokenizer
@@ -152,6 +153,9 @@ def test_detector_training_lowers_the_loss(tmp_path):
     assert {"dev/f1", "dev/precision", "dev/recall"} <= set(summary["history"][0])
     detector = MentionDetector.from_pretrained(directory)
     assert detector.types == summary["types"] and detector.max_length == 32
+    provenance = detector.model.config.bel_training
+    assert provenance["selection"] == "dev strict F1" and provenance["dev_f1"] == summary["best_dev_f1"]
+    assert summary["history"][provenance["epoch"]]["dev/f1"] == summary["best_dev_f1"]
     assert detector.case_types and detector.model.config.type_vocab_size == CASE_TYPES
     windows = detection_windows(detector, docs[:2], None)
     assert all(len(w["input_ids"]) == len(w["labels"]) <= 32 for w in windows)
@@ -178,6 +182,9 @@ def test_train_on_dev_adds_every_dev_document_and_keeps_the_last_epoch(tmp_path,
     assert summary["best_dev_f1"] is None and len(summary["history"]) == 2
     assert not any(key.startswith("dev/") for epoch in summary["history"] for key in epoch)
     detector = MentionDetector.from_pretrained(directory)
+    provenance = detector.model.config.bel_training
+    assert provenance["train_on_dev"] and provenance["selection"] == "last epoch" and provenance["epoch"] == 1
+    assert "(train + dev)" in detector_section(detector.model.config)
     both = [*read_pubtator(train), *read_pubtator(dev)]
     expected = len(detection_windows(detector, both, None))
     assert expected > len(detection_windows(detector, read_pubtator(train), None))
@@ -215,6 +222,22 @@ def detector_linker(bert_tokenizer, tmp_path_factory):
     directory = make_linker(bert_tokenizer, tmp_path_factory.mktemp("with_detector") / "linker")
     save_detector(directory, tiny_detector(wordpiece_tokenizer()))
     return directory
+
+
+def test_model_card_describes_the_attached_detector_once(detector_linker, tmp_path):
+    import shutil
+
+    linker = tmp_path / "linker"
+    shutil.copytree(detector_linker, linker)
+    card = (linker / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---") and card.count("## Mention detector") == 1 and "BIO labels for Disease" in card
+    assert "Training: not recorded" in card  # the fixture's detector was not trained by `bel train`
+    detector = tiny_detector(wordpiece_tokenizer())
+    detector.model.config.id2label = {0: "O", 1: "B-Chemical", 2: "I-Chemical"}
+    save_detector(linker, detector)  # replaces the detector, and its section
+    again = (linker / "README.md").read_text(encoding="utf-8")
+    assert again.count("## Mention detector") == 1 and "BIO labels for Chemical" in again
+    assert again.split("<!-- bel:detector -->")[0].rstrip() == card.split("<!-- bel:detector -->")[0].rstrip()
 
 
 def test_checkpoint_with_detector_types_its_mentions(detector_linker):

