@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bel.abbreviations_bel import expand_abbreviations, find_abbreviations
 from bel.data.document import Document, Mention, Passage
 from bel.examples import build_examples
-from bel.retrieval_bel import CandidateRetriever, expand_abbreviations, find_abbreviations
+from bel.retrieval_bel import CandidateRetriever
 
 TEXT = (
     "Myotonic dystrophy (DM) is the most common adult muscular dystrophy. The adenomatous polyposis coli (APC) "

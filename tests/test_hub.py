@@ -20,6 +20,7 @@ from .remote import run_without_bel
 EXPECTED_FILES = CHECKPOINT_FILES | {
     "README.md",
     "retrieval_bel.py",
+    "abbreviations_bel.py",
     "dense_bel.py",
     "pipeline_bel.py",
     "inputs_bel.py",

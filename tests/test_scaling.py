@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from bel import LinkingInput
+from bel.abbreviations_bel import find_abbreviations
 from bel.inputs_bel import build_linking_input, retrieval_queries
 from bel.matching_bel import _TOKEN, MentionMatcher
-from bel.retrieval_bel import Candidate, CandidateRetriever, find_abbreviations
+from bel.retrieval_bel import Candidate, CandidateRetriever
 from bel.sentences_bel import document_sentences, raw_sentence_spans
 
 from .test_retrieval import save_as_format_1
@@ -44,7 +45,7 @@ def cpu_seconds(function: Callable[[], object], repeats: int = 3) -> float:
     return best
 
 
-def growth(run: Callable[[int], Callable[[], object]], size: int, repeats: int = 3) -> float:
+def growth(run: Callable[[int], Callable[[], object]], size: int, repeats: int = 5) -> float:
     """time(4 * size) / time(size) of the call `run(size)` prepares (preparation is not timed)."""
     small, large = run(size), run(4 * size)
     return cpu_seconds(large, repeats) / cpu_seconds(small, repeats)

@@ -49,8 +49,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from .abbreviations_bel import ShortForms, expand_abbreviations, find_abbreviations
-
 if TYPE_CHECKING:
     from .dense_bel import DenseIndex
 
@@ -976,10 +974,7 @@ __all__ = [
     "RETRIEVER_FILES",
     "Candidate",
     "CandidateRetriever",
-    "ShortForms",
     "exact_key",
-    "expand_abbreviations",
-    "find_abbreviations",
     "find_retriever_files",
     "has_retriever",
     "normalize_name",
