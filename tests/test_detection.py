@@ -184,7 +184,7 @@ def test_train_on_dev_adds_every_dev_document_and_keeps_the_last_epoch(tmp_path,
     detector = MentionDetector.from_pretrained(directory)
     provenance = detector.model.config.bel_training
     assert provenance["train_on_dev"] and provenance["selection"] == "last epoch" and provenance["epoch"] == 1
-    assert "(train + dev)" in detector_section(detector.model.config)
+    assert "(train + dev)" in detector_section(detector)
     both = [*read_pubtator(train), *read_pubtator(dev)]
     expected = len(detection_windows(detector, both, None))
     assert expected > len(detection_windows(detector, read_pubtator(train), None))
@@ -232,9 +232,10 @@ def test_model_card_describes_the_attached_detector_once(detector_linker, tmp_pa
     card = (linker / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---") and card.count("## Mention detector") == 1 and "BIO labels for Disease" in card
     assert "Training: not recorded" in card  # the fixture's detector was not trained by `bel train`
-    detector = tiny_detector(wordpiece_tokenizer())
-    detector.model.config.id2label = {0: "O", 1: "B-Chemical", 2: "I-Chemical"}
-    save_detector(linker, detector)  # replaces the detector, and its section
+    model = tiny_detector(wordpiece_tokenizer()).model
+    model.config.id2label = {0: "O", 1: "B-Chemical", 2: "I-Chemical"}
+    model.config.label2id = {label: i for i, label in model.config.id2label.items()}
+    save_detector(linker, MentionDetector(model, wordpiece_tokenizer()))  # replaces the detector, and its section
     again = (linker / "README.md").read_text(encoding="utf-8")
     assert again.count("## Mention detector") == 1 and "BIO labels for Chemical" in again
     assert again.split("<!-- bel:detector -->")[0].rstrip() == card.split("<!-- bel:detector -->")[0].rstrip()

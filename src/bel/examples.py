@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bel.data.datasets import load_corpus, load_kb
+from bel.data.datasets import entity_type, load_corpus, load_kb
 from bel.data.pubtator import read_pubtator
 from bel.inputs_bel import build_linking_input, retrieve, retriever_decides
 from bel.kb import KnowledgeBase
@@ -44,6 +44,12 @@ class DocumentExample:
     raw_gold_ids: list[tuple[str, ...]] = field(default_factory=list)
     retrieved_ids: list[list[str]] = field(default_factory=list)
     retriever_decided: list[bool] = field(default_factory=list)
+
+
+def mention_types(documents: Sequence, dataset: str | None) -> list[list[str | None]]:
+    """Each mention's entity type under `dataset`'s mapping (NCBI classes -> Disease): `types=` of
+    [`build_examples`], for candidates of the type's KB branch, as at inference."""
+    return [[entity_type(dataset, m.type) for m in doc.mentions] for doc in documents]
 
 
 def canonical_gold(ids: Sequence[str], kb) -> tuple[str, ...]:

@@ -192,24 +192,21 @@ DETECTOR_SECTION = ("<!-- bel:detector -->", "<!-- /bel:detector -->")
 """Markers around the card's mention-detector section, so that attaching another detector replaces it."""
 
 
-def detector_section(config) -> str:
-    """The model card's section on the mention detector whose (token-classification) `config` is given: its entity
-    types, decoding and, when `bel train` recorded it (`config.bel_training`), how it was trained."""
-    labels = getattr(config, "id2label", {}) or {}
-    types = sorted({str(label)[2:] for label in labels.values() if str(label) != "O"})
-    decoding = getattr(config, "bel_decoding", None) or "viterbi"
-    steps = ["Viterbi over BIO" if decoding == "viterbi" else "per-word argmax", "edges trimmed"]
-    if getattr(config, "bel_merge", True):
+def detector_section(detector) -> str:
+    """The model card's section on a [`bel.detection_bel.MentionDetector`]: its entity types, decoding and, when
+    `bel train` recorded it (`config.bel_training`), how it was trained."""
+    steps = ["Viterbi over BIO" if detector.decoding == "viterbi" else "per-word argmax", "edges trimmed"]
+    if detector.merge:
         steps.append("touching entities of one type merged")
     lines = [
         DETECTOR_SECTION[0],
         "## Mention detector",
         "",
         f"`detector/` finds mentions in raw text: a token-classification model with BIO labels for "
-        f"{', '.join(types) or 'no type'}, decoded with {', '.join(steps)}"
-        f"{'; letter case as token types' if getattr(config, 'bel_case_types', False) else ''}.",
+        f"{', '.join(detector.types) or 'no type'}, decoded with {', '.join(steps)}"
+        f"{'; letter case as token types' if detector.case_types else ''}.",
         "",
-        f"- Training: {_detector_training(getattr(config, 'bel_training', None))}",
+        f"- Training: {_detector_training(getattr(detector.model.config, 'bel_training', None))}",
         DETECTOR_SECTION[1],
     ]
     return "\n".join(lines) + "\n"
@@ -229,14 +226,14 @@ def _detector_training(record: dict | None) -> str:
     return text + f"{record['epochs']} epochs, the last kept (no dev selection)"
 
 
-def write_detector_section(card_file: str | os.PathLike, config) -> None:
-    """Put `detector_section(config)` into the model card `card_file`, replacing the section already there."""
+def write_detector_section(card_file: str | os.PathLike, detector) -> None:
+    """Put `detector_section(detector)` into the model card `card_file`, replacing the section already there."""
     path = Path(card_file)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     start, end = DETECTOR_SECTION
     if start in text and end in text:
         text = text[: text.index(start)] + text[text.index(end) + len(end) :].lstrip("\n")
-    path.write_text(text.rstrip("\n") + "\n\n" + detector_section(config), encoding="utf-8")
+    path.write_text(text.rstrip("\n") + "\n\n" + detector_section(detector), encoding="utf-8")
 
 
 __all__ = [

@@ -89,7 +89,7 @@ def save_detector(directory: str | os.PathLike, detector: MentionDetector) -> Pa
     if target.exists():
         shutil.rmtree(target)
     saved = detector.save_pretrained(target)
-    write_detector_section(Path(directory) / "README.md", detector.model.config)
+    write_detector_section(Path(directory) / "README.md", detector)
     return saved
 
 

@@ -273,7 +273,7 @@ def _corpus(config: TrainConfig) -> tuple[list, list, list]:
 
 
 def _data(config: TrainConfig, log, retrieval: dict | None = None):
-    from bel.examples import build_examples, build_retriever, hard_mentions_only, load_knowledge_base
+    from bel.examples import build_examples, build_retriever, hard_mentions_only, load_knowledge_base, mention_types
     from bel.kb_examples import synthesise_examples
 
     kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
@@ -292,7 +292,7 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
             kb=kb,
             training=True,
             seed=config.seed,
-            types=_mention_types(train_docs, config.dataset),
+            types=mention_types(train_docs, config.dataset),
         )
         dev = (
             build_examples(
@@ -301,7 +301,7 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
                 config.num_candidates,
                 kb=kb,
                 retrieve_k=64,
-                types=_mention_types(dev_docs, config.dataset),
+                types=mention_types(dev_docs, config.dataset),
             )
             if dev_docs
             else []
@@ -319,13 +319,6 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
         len(dev),
     )
     return retriever, train, dev
-
-
-def _mention_types(documents, dataset: str | None) -> list[list[str | None]]:
-    """Each mention's entity type under `dataset`'s mapping (NCBI classes -> Disease), for typed candidates."""
-    from bel.data.datasets import entity_type
-
-    return [[entity_type(dataset, m.type) for m in doc.mentions] for doc in documents]
 
 
 def _kb_only_data(config: TrainConfig, kb, retrieval: dict) -> tuple[Any, list, list]:

@@ -101,9 +101,8 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from bel.data.datasets import entity_type
     from bel.evaluation import evaluate_reranker, example_metrics, prediction_records
-    from bel.examples import build_examples, load_documents, load_knowledge_base
+    from bel.examples import build_examples, load_documents, load_knowledge_base, mention_types
     from bel.saving import load_components
 
     files = input_files(args)
@@ -120,7 +119,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         retriever_source = "built"
     attached = args.type_filter and _attach_categories(retriever, retriever_source, kb)
     type_filter = bool(args.type_filter and retriever.entity_categories and retriever.type_categories)
-    types = [[entity_type(args.dataset, m.type) for m in doc.mentions] for doc in docs] if type_filter else None
+    types = mention_types(docs, args.dataset) if type_filter else None
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
     examples = build_examples(
         docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations, types=types
