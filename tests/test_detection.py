@@ -15,9 +15,11 @@ from bel import load_linker
 from bel.data.pubtator import read_pubtator
 from bel.detection_bel import (
     CASE_TYPES,
+    DICTIONARY_FILE,
     MentionDetector,
     bio_labels,
     decode_labels,
+    dictionary_tags,
     encode_labels,
     has_detector,
     merge_adjacent,
@@ -29,7 +31,8 @@ from bel.detection_bel import (
     word_case,
     word_spans,
 )
-from bel.detector_training import DetectorSettings, detection_windows, train_detector
+from bel.detector_training import DetectorSettings, detection_windows, kb_dictionary, train_detector
+from bel.kb import Entity, KnowledgeBase
 from bel.model_card import detector_section
 from bel.saving import save_detector
 
@@ -209,12 +212,18 @@ def tiny_detector(tokenizer, seed: int = 0) -> MentionDetector:
         label2id={label: i for i, label in enumerate(labels)},
         **TINY_SIZES,
     )
-    config.type_vocab_size = CASE_TYPES
+    config.type_vocab_size = CASE_TYPES * 3
     model = BertForTokenClassification(config)
     with torch.no_grad():  # a head that tags every word as a disease start keeps the test output non-trivial
         model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
-    # merge=False keeps one entity per word; letter case as token types, so a fresh process must rebuild them too
-    return MentionDetector(model, tokenizer, max_length=16, overlap=4, merge=False, case_types=True)
+    # merge=False keeps one entity per word; letter case and dictionary matches as token types, so a fresh process
+    # must rebuild both (and read dictionary.json) to give the same output
+    return MentionDetector(
+        model, tokenizer, max_length=16, overlap=4, merge=False, case_types=True, dictionary=TINY_DICTIONARY
+    )
+
+
+TINY_DICTIONARY = {"Disease": ["viral infection", "breast cancer", "fever"]}
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +240,7 @@ def test_model_card_describes_the_attached_detector_once(detector_linker, tmp_pa
     shutil.copytree(detector_linker, linker)
     card = (linker / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---") and card.count("## Mention detector") == 1 and "BIO labels for Disease" in card
+    assert "`detector/dictionary.json`: 3 Disease names" in card
     assert "Training: not recorded" in card  # the fixture's detector was not trained by `bel train`
     model = tiny_detector(wordpiece_tokenizer()).model
     model.config.id2label = {0: "O", 1: "B-Chemical", 2: "I-Chemical"}
@@ -238,6 +248,7 @@ def test_model_card_describes_the_attached_detector_once(detector_linker, tmp_pa
     save_detector(linker, MentionDetector(model, wordpiece_tokenizer()))  # replaces the detector, and its section
     again = (linker / "README.md").read_text(encoding="utf-8")
     assert again.count("## Mention detector") == 1 and "BIO labels for Chemical" in again
+    assert "dictionary.json" not in again and not (linker / "detector" / DICTIONARY_FILE).exists()
     assert again.split("<!-- bel:detector -->")[0].rstrip() == card.split("<!-- bel:detector -->")[0].rstrip()
 
 
@@ -340,7 +351,73 @@ def test_letter_case_reaches_the_model_as_token_types(tokenizer):
     assert [word_case(w) for w in ("aids", "Aids", "AIDS", "p53", "SCA1", "ß")] == [0, 1, 2, 0, 2, 0]
     detector = tiny_detector(tokenizer)
     lower, upper = (detector.passage_windows(t, (0, len(t))) for t in ("cd patients", "CD patients"))
-    assert lower.ids == upper.ids and lower.cases != upper.cases
+    assert lower.ids == upper.ids and lower.token_types != upper.token_types
     assert token_cases("CD patients", upper.offsets, upper.words)[0] == 2
     scores = [detector.word_log_probs([(t, [(0, len(t))])])[0][0][1] for t in ("cd patients", "CD patients")]
     assert not torch.allclose(scores[0], scores[1])
+
+
+def test_dictionary_matches_reach_the_model_as_token_types(tokenizer):
+    offsets = [(0, 6), (7, 13), (14, 17), (18, 21)]
+    # the longer match wins; the shorter one that would cut into it is dropped whole
+    assert dictionary_tags(offsets, [(7, 17, 1), (0, 13, 0), (18, 21, 0)]) == [1, 2, 0, 1]
+    assert dictionary_tags(offsets, [(7, 17, 1), (0, 6, 0)]) == [1, 3, 4, 0]
+    detector = tiny_detector(tokenizer)
+    text = "Fever and breast cancer, not breast pain."
+    windows = detector.passage_windows(text, (0, len(text)))
+    tags = [t % 3 for t in windows.token_types]  # token type = letter case * 3 + dictionary tag
+    tagged = [text[a:b] for (a, b), tag in zip(windows.offsets, tags, strict=True) if tag]
+    assert tagged == ["Fever", "breast", "cancer"] and [t for t in tags if t] == [1, 1, 2]
+    assert windows.token_types[0] == 1 * 3 + 1  # "Fever": capitalised and a dictionary match's first token
+    plain = MentionDetector(detector.model, tokenizer, max_length=16, overlap=4, case_types=True, dictionary={})
+    assert not torch.allclose(
+        detector.word_log_probs([(text, [(0, len(text))])])[0][0][1],
+        plain.word_log_probs([(text, [(0, len(text))])])[0][0][1],
+    )
+
+
+def test_kb_dictionary_splits_names_by_type():
+    kb = KnowledgeBase(
+        [
+            Entity(id="MESH:D1", name="Fever", synonyms=("pyrexia",), categories=("C23",)),
+            Entity(id="MESH:D2", name="Aspirin", categories=("D02",)),
+            Entity(id="MESH:D3", name="Anxiety", categories=("F01",)),
+            Entity(id="MESH:D4", name="Psychoses", categories=("F03",)),
+        ]
+    )
+    assert kb_dictionary(kb, ["Chemical", "Disease"]) == {
+        "Chemical": ["Aspirin"],
+        "Disease": ["Fever", "Psychoses", "pyrexia"],
+    }
+    plain = KnowledgeBase([Entity(id="D:1", name="Fever"), Entity(id="D:2", name="Rash")])
+    assert kb_dictionary(plain, ["Disease"]) == {"Disease": ["Fever", "Rash"]}
+    assert kb_dictionary(plain, ["Chemical", "Disease"]) == {"Entity": ["Fever", "Rash"]}
+
+
+def test_detector_trained_with_a_dictionary_saves_and_reloads_it(tmp_path):
+    encoder = save_tiny_encoder(tmp_path / "encoder")
+    docs = read_pubtator(FIXTURES / "bel_train_corpus.txt")
+    kb = KnowledgeBase.load(FIXTURES / "bel_train_kb.txt")
+    settings = DetectorSettings(
+        encoder=str(encoder),
+        output_dir=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=4,
+        max_length=32,
+        overlap=8,
+        dictionary=True,
+    )
+    with pytest.raises(ValueError, match="needs the KB"):
+        train_detector(settings, docs[:2])
+    directory = train_detector(settings, docs[:4], kb=kb)
+    detector = MentionDetector.from_pretrained(directory)
+    names = {name for _, name, _ in kb.names()}
+    assert set(detector.dictionary) == {"Disease"} and set(detector.dictionary["Disease"]) == names
+    assert detector.model.config.type_vocab_size == 3 and detector.model.config.bel_training["dictionary"]
+    windows = detection_windows(detector, docs[:1], None)
+    doc = docs[0]
+    matched = {doc.text[m.start : m.end].lower() for m in doc.mentions} & {n.lower() for n in names}
+    assert matched and any(1 in w["token_type_ids"] for w in windows)
+    (directory / DICTIONARY_FILE).unlink()
+    with pytest.raises(ValueError, match="no dictionary.json"):
+        MentionDetector.from_pretrained(directory)

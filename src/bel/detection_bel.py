@@ -11,12 +11,19 @@ most `max_length` tokens that overlap by `overlap` tokens; every token takes its
 farthest from an edge. Entities are decoded per passage, so they never cross a passage boundary, and their offsets
 index the original text.
 
-Only the standard library, torch and transformers are imported, so the file ships inside a checkpoint.
+A detector may also read a dictionary (`dictionary.json` beside its weights: entity type -> KB names): every token
+inside a longest match of a type's names gets that type's `B`/`I` token type id, so the model learns where the KB's
+names are mentions and where their edges lie; the same names are matched at training and inference.
+
+Only the standard library, torch, transformers and the sibling `matching_bel` are imported, so the file ships inside a
+checkpoint.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -25,9 +32,13 @@ from pathlib import Path
 
 import torch
 
+from .matching_bel import MentionMatcher
+
 Span = tuple[int, int]
 Entity = tuple[int, int, str]
 DETECTOR_DIR = "detector"
+DICTIONARY_FILE = "dictionary.json"
+"""Optional file of a detector: `{entity type: [KB names]}`, matched into token type ids (see `dictionary_tags`)."""
 """Sub-directory of a saved checkpoint that holds the detector (a standard token-classification model)."""
 OUTSIDE = "O"
 IGNORE = -100
@@ -238,6 +249,31 @@ def token_cases(text: str, offsets: Sequence[Span], words: Sequence[int]) -> lis
     return cases
 
 
+def dictionary_tags(offsets: Sequence[Span], matches: Sequence[tuple[int, int, int]]) -> list[int]:
+    """Per token: 0 outside every match, `1 + 2 * k` on the first token inside a match of dictionary `k` and `2 + 2 * k`
+    on its other tokens. Where matches of two dictionaries overlap the longer wins (then the lower `k`), and a match
+    that would cut into a longer one is dropped, so the tags stay well-formed BIO.
+
+    >>> dictionary_tags([(0, 6), (7, 13), (14, 17)], [(0, 13, 0), (7, 13, 1)])
+    [1, 2, 0]
+    """
+    starts = [start for start, _ in offsets]
+    tags = [0] * len(offsets)
+    for start, end, k in sorted(matches, key=lambda m: (m[0] - m[1], m[2], m[0])):
+        first = bisect.bisect_left(starts, start)
+        inside = [t for t in range(first, bisect.bisect_left(starts, end)) if offsets[t][1] <= end]
+        if inside and not any(tags[t] for t in inside):
+            tags[inside[0]] = 1 + 2 * k
+            for t in inside[1:]:
+                tags[t] = 2 + 2 * k
+    return tags
+
+
+def token_type_count(case_types: bool, dictionary: dict | None) -> int:
+    """Token type ids a detector reads: letter-case classes times dictionary tags (1 when it reads neither)."""
+    return (CASE_TYPES if case_types else 1) * (1 + 2 * len(dictionary or {}))
+
+
 @dataclass
 class PassageWindows:
     """A passage tokenized once: content token ids, their absolute character offsets and word ids, the windows and
@@ -248,7 +284,7 @@ class PassageWindows:
     words: list[int]
     windows: list[Span]
     owned: list[Span]
-    cases: list[int]
+    token_types: list[int]
 
 
 class MentionDetector:
@@ -270,6 +306,9 @@ class MentionDetector:
             have been trained so (default: the config's `bel_case_types`, else False).
         merge (`bool`, *optional*): join entities of one type with only whitespace between them (default: the
             config's `bel_merge`, else True).
+        dictionary (`dict[str, list[str]]`, *optional*): entity type -> KB names whose matches reach the model as token
+            type ids (`dictionary_tags`, combined with the letter case when `case_types`); the model must have been
+            trained with the same dictionary (`bel train --detector-dictionary`). Saved as `dictionary.json`.
 
     Example:
 
@@ -291,6 +330,7 @@ class MentionDetector:
         decoding: str | None = None,
         merge: bool | None = None,
         case_types: bool | None = None,
+        dictionary: dict[str, Sequence[str]] | None = None,
     ) -> None:
         self.model, self.tokenizer, self.batch_size, self.max_tokens = model.eval(), tokenizer, batch_size, max_tokens
         config = model.config
@@ -301,14 +341,18 @@ class MentionDetector:
             raise ValueError(f"decoding must be 'viterbi' or 'argmax', got {self.decoding!r}.")
         self.merge = merge if merge is not None else getattr(config, "bel_merge", True)
         self.case_types = case_types if case_types is not None else getattr(config, "bel_case_types", False)
-        if self.case_types and getattr(config, "type_vocab_size", 0) < CASE_TYPES:
+        self.dictionary = {kind: sorted(set(names)) for kind, names in (dictionary or {}).items()}
+        self._matchers: list[MentionMatcher] | None = None
+        if self.uses_token_types and getattr(config, "type_vocab_size", 0) < self.token_type_count:
             raise ValueError(
-                f"case_types needs a model with >= {CASE_TYPES} token types (this one has "
-                f"{getattr(config, 'type_vocab_size', 0)}); train it with case features (`bel train --stage detector`)."
+                f"{'case_types' if self.case_types else 'a dictionary'} needs a model with >= {self.token_type_count} "
+                f"token types (this one has {getattr(config, 'type_vocab_size', 0)}); train the detector with the same "
+                "options (`bel train --stage detector --detector-case-types / --detector-dictionary`)."
             )
         config.bel_max_length, config.bel_overlap = self.max_length, self.overlap
         config.bel_decoding, config.bel_merge = self.decoding, self.merge
         config.bel_case_types = self.case_types
+        config.bel_dictionary = sorted(self.dictionary)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label2id = {v: k for k, v in self.id2label.items()}
         self.labels = [self.id2label[i] for i in range(len(self.id2label))]
@@ -319,19 +363,49 @@ class MentionDetector:
         """Entity types this detector finds."""
         return sorted({label[2:] for label in self.label2id if label != OUTSIDE})
 
+    @property
+    def uses_token_types(self) -> bool:
+        """Whether the model reads token type ids (letter case, dictionary matches or both)."""
+        return self.token_type_count > 1
+
+    @property
+    def token_type_count(self) -> int:
+        """Token type ids the model needs: letter-case classes times dictionary tags (1 when it reads neither)."""
+        return token_type_count(self.case_types, self.dictionary)
+
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> MentionDetector:
         """Load a detector saved with [`save_pretrained`] (safetensors weights only)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         model = AutoModelForTokenClassification.from_pretrained(str(directory), use_safetensors=True)
+        wanted = getattr(model.config, "bel_dictionary", None)
+        if wanted and "dictionary" not in kwargs:
+            path = Path(directory) / DICTIONARY_FILE
+            if not path.is_file():
+                raise ValueError(
+                    f"{directory} is a detector trained with a dictionary ({', '.join(wanted)}) but has no "
+                    f"{DICTIONARY_FILE}; copy the whole detector/ folder."
+                )
+            kwargs["dictionary"] = json.loads(path.read_text(encoding="utf-8"))
         return cls(model, AutoTokenizer.from_pretrained(str(directory)), **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         path = Path(directory)
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
+        if self.dictionary:
+            (path / DICTIONARY_FILE).write_text(json.dumps(self.dictionary, ensure_ascii=False), encoding="utf-8")
         return path
+
+    def dictionary_matches(self, text: str, passage: Span) -> list[tuple[int, int, int]]:
+        """`(start, end, k)` of the longest matches of dictionary `k`'s names in `text[passage]` (text offsets)."""
+        if not self.dictionary:
+            return []
+        if self._matchers is None:
+            self._matchers = [MentionMatcher(self.dictionary[kind]) for kind in sorted(self.dictionary)]
+        start, end = passage
+        return [(a + start, b + start, k) for k, m in enumerate(self._matchers) for a, b in m.find(text[start:end])]
 
     # ------------------------------------------------------------------ windows
     def passage_windows(self, text: str, passage: Span) -> PassageWindows:
@@ -349,8 +423,12 @@ class MentionDetector:
         ]
         ids, offsets, words = [i for i, _, _ in kept], [o for _, o, _ in kept], [w for _, _, w in kept]
         windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
-        cases = token_cases(text, offsets, words) if self.case_types else [0] * len(ids)
-        return PassageWindows(ids, offsets, words, windows, window_owners(windows), cases)
+        types = token_cases(text, offsets, words) if self.case_types else [0] * len(ids)
+        if self.dictionary:
+            width = 1 + 2 * len(self.dictionary)
+            tags = dictionary_tags(offsets, self.dictionary_matches(text, passage))
+            types = [case * width + tag for case, tag in zip(types, tags, strict=True)]
+        return PassageWindows(ids, offsets, words, windows, window_owners(windows), types)
 
     def window_inputs(self, passage: PassageWindows, window: Span) -> list[int]:
         """Input ids of one window: `[CLS] tokens [SEP]` (or the tokenizer's own start/end tokens)."""
@@ -358,9 +436,10 @@ class MentionDetector:
         last = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
         return [first, *passage.ids[window[0] : window[1]], last]
 
-    def window_cases(self, passage: PassageWindows, window: Span) -> list[int]:
-        """Token type ids of one window (`window_inputs`): the letter case of each token's word, 0 on `[CLS]`/`[SEP]`."""
-        return [0, *passage.cases[window[0] : window[1]], 0]
+    def window_token_types(self, passage: PassageWindows, window: Span) -> list[int]:
+        """Token type ids of one window (`window_inputs`): each token's letter case and dictionary tag, 0 on
+        `[CLS]`/`[SEP]`."""
+        return [0, *passage.token_types[window[0] : window[1]], 0]
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -397,7 +476,7 @@ class MentionDetector:
         scores: dict[tuple[int, int], torch.Tensor] = {}
         jobs.sort(key=lambda job: passages[job[0]][1].windows[job[1]][1] - passages[job[0]][1].windows[job[1]][0])
         inputs = [self.window_inputs(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
-        cases = [self.window_cases(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
+        cases = [self.window_token_types(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
         for batch in self._length_batches([len(ids) for ids in inputs]):
             predictions = self._predict([inputs[i] for i in batch], [cases[i] for i in batch])
             for index, predicted in zip(batch, predictions, strict=True):
@@ -434,13 +513,14 @@ class MentionDetector:
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in inputs], device=device)
         mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in inputs], device=device)
         extra = {}
-        if self.case_types:
+        if self.uses_token_types:
             extra["token_type_ids"] = torch.tensor([c + [0] * (width - len(c)) for c in cases], device=device)
         log_probs = self.model(input_ids=input_ids, attention_mask=mask, **extra).logits.float().log_softmax(-1)
         return [row[1 : len(ids) - 1] for row, ids in zip(log_probs, inputs, strict=True)]
 
 
 DETECTOR_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+OPTIONAL_DETECTOR_FILES = (DICTIONARY_FILE,)
 
 
 def find_detector_files(name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs) -> Path | None:
@@ -461,6 +541,14 @@ def find_detector_files(name_or_path: str | os.PathLike, revision: str | None = 
         return None
     for name in DETECTOR_FILES[1:]:
         cached_file(str(name_or_path), f"{DETECTOR_DIR}/{name}", revision=revision, **hub_kwargs)
+    for name in OPTIONAL_DETECTOR_FILES:
+        cached_file(
+            str(name_or_path),
+            f"{DETECTOR_DIR}/{name}",
+            revision=revision,
+            _raise_exceptions_for_missing_entries=False,
+            **hub_kwargs,
+        )
     return Path(first).parent
 
 
@@ -471,6 +559,8 @@ def has_detector(checkpoint: str | os.PathLike) -> bool:
 
 __all__ = [
     "DETECTOR_DIR",
+    "DICTIONARY_FILE",
+    "dictionary_tags",
     "MentionDetector",
     "bio_labels",
     "CASE_TYPES",
@@ -482,6 +572,7 @@ __all__ = [
     "encode_labels",
     "word_spans",
     "has_detector",
+    "token_type_count",
     "token_windows",
     "merge_adjacent",
     "trim_entity",

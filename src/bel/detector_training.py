@@ -4,6 +4,11 @@ The detector is a token-classification model on the encoder (BIO tags with entit
 trained on the same corpus files as the reranker: every passage is cut into the same overlapping windows the detector
 uses at inference, each token labelled by the gold mention it overlaps. Every epoch the detector runs on the dev split
 and the epoch with the best strict (exact span and type) F1 is kept in `OUTPUT/detector`.
+
+With a dictionary (`bel train --detector-dictionary`), the KB's names of each entity type (`kb_dictionary`) are matched
+in every window and reach the model as token type ids. Only KB names are used, never the training mentions: a
+dictionary that held them would find every training mention and teach the model to trust it more than it deserves on
+unseen text.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bel.data.datasets import entity_type
-from bel.detection_bel import CASE_TYPES, IGNORE, MentionDetector, bio_labels, encode_labels
+from bel.detection_bel import IGNORE, MentionDetector, bio_labels, encode_labels, token_type_count
+from bel.retrieval_bel import DEFAULT_TYPE_CATEGORIES
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ class DetectorSettings:
     max_length: int = 512
     overlap: int = 64
     case_types: bool = False
+    dictionary: bool = False
+    """Match the KB's names of each type into token type ids (the KB is passed to `train_detector`)."""
     train_on_dev: bool = False
     """Provenance only: the training documents include the dev split (recorded in the detector's config and card)."""
     warmup_ratio: float = 0.1
@@ -61,8 +69,8 @@ def detection_windows(detector: MentionDetector, documents: Sequence, dataset: s
                         "input_ids": detector.window_inputs(tokens, (start, end)),
                         "labels": [IGNORE, *labels[start:end], IGNORE],
                     }
-                    if detector.case_types:
-                        window["token_type_ids"] = detector.window_cases(tokens, (start, end))
+                    if detector.uses_token_types:
+                        window["token_type_ids"] = detector.window_token_types(tokens, (start, end))
                     windows.append(window)
     return windows
 
@@ -87,8 +95,30 @@ def strict_scores(gold: Sequence, predicted: Sequence, kind: str | None = None) 
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-def new_detector(settings: DetectorSettings, types: Sequence[str]) -> MentionDetector:
-    """A detector on `settings.encoder` with a fresh BIO head for `types`."""
+def kb_dictionary(kb, types: Sequence[str], type_categories: dict | None = None) -> dict[str, list[str]]:
+    """Entity type -> the names of the KB entities of that type, for the detector's dictionary tags.
+
+    A type mapped to KB categories (`type_categories`, default MeSH trees C/F03 for Disease and D for Chemical) gets
+    the names of the entities in those branches. Without categories, or for a lone type, every name serves: MEDIC
+    holds diseases only. Several types over a KB without categories share one dictionary, keyed `Entity`.
+    """
+    prefixes = DEFAULT_TYPE_CATEGORIES if type_categories is None else type_categories
+    categories = kb.categories()
+    every_name = sorted({name for _, name, _ in kb.names()})
+    if len(types) == 1 and not (categories and types[0] in prefixes):
+        return {types[0]: every_name}
+    dictionary = {}
+    for kind in types:
+        if categories and kind in prefixes:
+            chosen = tuple(prefixes[kind])
+            members = {e for e, codes in categories.items() if any(c.startswith(chosen) for c in codes)}
+            dictionary[kind] = sorted({name for entity, name, _ in kb.names() if entity in members})
+    return {kind: names for kind, names in dictionary.items() if names} or {"Entity": every_name}
+
+
+def new_detector(settings: DetectorSettings, types: Sequence[str], dictionary: dict | None = None) -> MentionDetector:
+    """A detector on `settings.encoder` with a fresh BIO head for `types` (reading `dictionary`'s matches as token
+    types when given)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     labels = bio_labels(types)
@@ -100,35 +130,41 @@ def new_detector(settings: DetectorSettings, types: Sequence[str]) -> MentionDet
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
-    if settings.case_types:
-        add_case_types(model)
-    tokenizer = AutoTokenizer.from_pretrained(settings.encoder)
+    count = token_type_count(settings.case_types, dictionary)
+    if count > 1:
+        add_token_types(model, count)
     return MentionDetector(
-        model, tokenizer, max_length=settings.max_length, overlap=settings.overlap, case_types=settings.case_types
+        model,
+        AutoTokenizer.from_pretrained(settings.encoder),
+        max_length=settings.max_length,
+        overlap=settings.overlap,
+        case_types=settings.case_types,
+        dictionary=dictionary,
     )
 
 
-def add_case_types(model) -> None:
-    """Give `model` one token type per letter-case class (`bel.detection_bel.word_case`), each starting as the
-    encoder's first segment embedding, so training starts from the encoder's own behaviour."""
+def add_token_types(model, count: int) -> None:
+    """Give `model` `count` token types (letter-case classes times dictionary tags, see `bel.detection_bel`), each
+    starting as the encoder's first segment embedding, so training starts from the encoder's own behaviour."""
     import torch
 
     embeddings = getattr(model.base_model, "embeddings", None)
     old = getattr(embeddings, "token_type_embeddings", None)
     if old is None:
         raise ValueError(
-            f"{type(model.base_model).__name__} has no token type embeddings to carry letter case; "
-            "train the detector with --no-detector-case-types."
+            f"{type(model.base_model).__name__} has no token type embeddings to carry letter case or dictionary "
+            "matches; train the detector without --detector-case-types and --detector-dictionary."
         )
-    new = torch.nn.Embedding(CASE_TYPES, old.embedding_dim)
+    new = torch.nn.Embedding(count, old.embedding_dim)
     with torch.no_grad():
-        new.weight.copy_(old.weight[:1].expand(CASE_TYPES, -1))
+        new.weight.copy_(old.weight[:1].expand(count, -1))
     embeddings.token_type_embeddings = new
-    model.config.type_vocab_size = CASE_TYPES
+    model.config.type_vocab_size = count
 
 
-def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequence = ()) -> Path:
-    """Train a detector and return `OUTPUT/detector` (the best dev epoch; the last epoch without dev documents)."""
+def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequence = (), kb=None) -> Path:
+    """Train a detector and return `OUTPUT/detector` (the best dev epoch; the last epoch without dev documents).
+    `kb`: the knowledge base whose names make the dictionary (needed with `settings.dictionary`)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -137,7 +173,12 @@ def train_detector(settings: DetectorSettings, train_docs: Sequence, dev_docs: S
     types = sorted({kind for doc in train_docs for _, _, kind in gold_entities(doc, settings.dataset)})
     if not types:
         raise ValueError("no mentions in the training documents: the detector has nothing to learn.")
-    detector = new_detector(settings, types)
+    if settings.dictionary and kb is None:
+        raise ValueError("a detector with a dictionary needs the KB: pass --dataset NAME or --kb-file.")
+    dictionary = kb_dictionary(kb, types) if settings.dictionary else None
+    if dictionary:
+        logger.info("detector dictionary: %s", {kind: len(names) for kind, names in dictionary.items()})
+    detector = new_detector(settings, types, dictionary)
     loader, sampler, optimizer, scheduler = _optimization(settings, detector, train_docs)
     model, optimizer, loader, scheduler = accelerator.prepare(detector.model, optimizer, loader, scheduler)
     target, best, history = Path(settings.output_dir) / "detector", None, []
@@ -177,6 +218,7 @@ def _provenance(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequ
         "encoder": settings.encoder,
         "train_documents": len(train_docs),
         "train_on_dev": settings.train_on_dev,
+        "dictionary": settings.dictionary,
         "epochs": settings.epochs,
         "epoch": record["epoch"],
         "selection": "dev strict F1" if dev_docs else "last epoch",
@@ -256,5 +298,6 @@ __all__ = [
     "strict_scores",
     "detection_windows",
     "gold_entities",
+    "kb_dictionary",
     "train_detector",
 ]

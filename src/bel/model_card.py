@@ -204,12 +204,20 @@ def detector_section(detector) -> str:
         "",
         f"`detector/` finds mentions in raw text: a token-classification model with BIO labels for "
         f"{', '.join(detector.types) or 'no type'}, decoded with {', '.join(steps)}"
-        f"{'; letter case as token types' if detector.case_types else ''}.",
+        f"{'; letter case as token types' if detector.case_types else ''}"
+        f"{_dictionary_text(detector.dictionary)}.",
         "",
         f"- Training: {_detector_training(getattr(detector.model.config, 'bel_training', None))}",
         DETECTOR_SECTION[1],
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dictionary_text(dictionary: dict) -> str:
+    if not dictionary:
+        return ""
+    sizes = ", ".join(f"{len(names):,} {kind} names" for kind, names in sorted(dictionary.items()))
+    return f"; matches of the KB's names as token types (`detector/dictionary.json`: {sizes})"
 
 
 def _detector_training(record: dict | None) -> str:

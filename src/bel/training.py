@@ -155,6 +155,14 @@ class TrainConfig:
             "it cannot tell 'AIDS' from 'aids'); off by default: no gain on NCBI dev after two epochs (eval/RESULTS.md)"
         },
     )
+    detector_dictionary: bool = field(
+        default=False,
+        metadata={
+            "help": "feed the detector the matches of the KB's names of each entity type (MeSH trees C/F03 for Disease, "
+            "D for Chemical; every name for a KB without categories) as token type ids; the names ship in the "
+            "detector's dictionary.json"
+        },
+    )
     detector_train_on_dev: bool = field(
         default=False,
         metadata={
@@ -225,6 +233,8 @@ class TrainConfig:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
+        if self.detector_dictionary and not (self.dataset or self.kb_file):
+            raise ValueError("--detector-dictionary needs the KB's names: pass --dataset NAME or --kb-file.")
         if self.detector_train_on_dev and not (self.dataset or self.dev_file):
             raise ValueError("--detector-train-on-dev needs dev documents: pass --dataset NAME or --dev-file.")
         if self.stage != "detector" and not self.dataset and not self.kb_file:
@@ -770,7 +780,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
     """Train the detector on the run's corpus (dev F1 picks the epoch, unless `detector_train_on_dev` adds every dev
     document to the training ones and keeps the last epoch); attach it to a saved linker when asked."""
     from bel.detector_training import DetectorSettings, train_detector
-    from bel.examples import load_documents
+    from bel.examples import load_documents, load_knowledge_base
     from bel.saving import attach_detector
 
     _, train_docs, dev_docs = _corpus(config)
@@ -786,10 +796,12 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         batch_size=config.detector_batch_size,
         max_tokens=config.detector_max_tokens,
         case_types=config.detector_case_types,
+        dictionary=config.detector_dictionary,
         train_on_dev=config.detector_train_on_dev,
         seed=config.seed,
     )
-    directory = train_detector(settings, train_docs, dev_docs)
+    kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file) if config.detector_dictionary else None
+    directory = train_detector(settings, train_docs, dev_docs, kb=kb)
     if attach_to:
         attach_detector(attach_to, directory)
         logger.info("attached the detector to %s", attach_to)
