@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+TINY_DICTIONARY = {"Disease": ["viral infection", "breast cancer", "fever"]}
+"""KB names the tiny detector matches into token types."""
 
 # ------------------------------------------------------------------------------------------------ tokenizers, models
 WORDS = ["the", "a", "of", "in", "with", "and", "is", "was", "were", "to", "for", "by", "on", "as", "at", "from", "that", "this", "which", "be", "are", "or", "not", "no", "breast", "ovarian", "colon", "cancer", "cancers", "tumor", "tumors", "carcinoma", "disease", "diseases", "syndrome", "deficiency", "patients", "gene", "genes", "mutation", "mutations", "familial", "hereditary", "risk", "carriers", "protein", "type", "adenomatous", "polyposis", "infection", "fever", "rash", "viral", "acute", "children", "kidney", "renal", "liver", "heart", "failure", "drug", "induced"]  # fmt: skip
@@ -89,6 +91,33 @@ def save_tiny_encoder(path: Path, seed: int = 0) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ data
+def tiny_detector(tokenizer, seed: int = 0):
+    """A random Disease detector (`MentionDetector`) that reads letter case and `TINY_DICTIONARY` as token types."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    from bel.detection_bel import CASE_TYPES, MentionDetector, bio_labels
+
+    torch.manual_seed(seed)
+    labels = bio_labels(["Disease"])
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **TINY_SIZES,
+    )
+    config.type_vocab_size = CASE_TYPES * 3
+    model = BertForTokenClassification(config)
+    with torch.no_grad():  # a head that tags every word as a disease start keeps the test output non-trivial
+        model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    # merge=False keeps one entity per word; letter case and dictionary matches as token types, so a fresh process
+    # must rebuild both (and read dictionary.json) to give the same output
+    return MentionDetector(
+        model, tokenizer, max_length=16, overlap=4, merge=False, case_types=True, dictionary=TINY_DICTIONARY
+    )
+
+
 def real_data_dir(*required: str) -> Path:
     """The real corpora: $BEL_DATA_DIR, else ../shared/data next to the repo; skips when it (or a `required`
     sub-folder) is absent. Tests that call it carry the `data` marker."""

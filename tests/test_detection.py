@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import BertConfig, BertForTokenClassification, PretrainedConfig
+from transformers import PretrainedConfig
 
 from bel import load_linker
 from bel.data.pubtator import read_pubtator
@@ -36,7 +36,7 @@ from bel.kb import Entity, KnowledgeBase
 from bel.model_card import detector_section
 from bel.saving import save_detector
 
-from .helpers import FIXTURES, TEXT, TINY_SIZES, make_linker, save_tiny_encoder, wordpiece_tokenizer
+from .helpers import FIXTURES, TEXT, make_linker, save_tiny_encoder, tiny_detector, wordpiece_tokenizer
 from .remote import run_without_bel
 
 LABELS = bio_labels(["Disease", "Chemical"])
@@ -200,30 +200,6 @@ def test_train_on_dev_needs_dev_documents():
     config = TrainConfig(stage="detector", train_file="train.txt", detector_train_on_dev=True)
     with pytest.raises(ValueError, match="--detector-train-on-dev needs dev documents"):
         config.validate()
-
-
-def tiny_detector(tokenizer, seed: int = 0) -> MentionDetector:
-    torch.manual_seed(seed)
-    labels = bio_labels(["Disease"])
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        **TINY_SIZES,
-    )
-    config.type_vocab_size = CASE_TYPES * 3
-    model = BertForTokenClassification(config)
-    with torch.no_grad():  # a head that tags every word as a disease start keeps the test output non-trivial
-        model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
-    # merge=False keeps one entity per word; letter case and dictionary matches as token types, so a fresh process
-    # must rebuild both (and read dictionary.json) to give the same output
-    return MentionDetector(
-        model, tokenizer, max_length=16, overlap=4, merge=False, case_types=True, dictionary=TINY_DICTIONARY
-    )
-
-
-TINY_DICTIONARY = {"Disease": ["viral infection", "breast cancer", "fever"]}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .fake_hub import FakeHub
-from .helpers import CHECKPOINT_FILES, SCHEMA, TEXT, make_linker
+from .helpers import CHECKPOINT_FILES, SCHEMA, TEXT, make_linker, tiny_detector, wordpiece_tokenizer
 from .remote import run_without_bel
 
 EXPECTED_FILES = CHECKPOINT_FILES | {
@@ -98,6 +98,38 @@ def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
     assert result["module"].startswith("transformers_modules")
     assert result["raw"] == load_linker(directory)(TEXT)
     assert result["raw"] and all(set(m) == SCHEMA for m in result["raw"])
+
+
+def test_detector_with_a_dictionary_loads_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
+    """The optional `detector/dictionary.json` is uploaded and fetched with the detector from the Hub."""
+    from bel import load_linker
+    from bel.saving import save_detector
+
+    directory = make_linker(bert_tokenizer, tmp_path / "checkpoint")
+    save_detector(directory, tiny_detector(wordpiece_tokenizer()))
+    env = {
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": "hf_fake",
+        "HF_HUB_OFFLINE": "0",
+        "TRANSFORMERS_OFFLINE": "0",
+        "HF_HOME": str(hf_home / "detector-reader"),
+    }
+    pushed = subprocess.run(
+        [sys.executable, "-m", "bel", "push", str(directory), "user/bel-detector"],
+        env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    assert "detector/dictionary.json" in hub.repos["user/bel-detector"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_without_bel(
+        LOAD_BACK.format(text=TEXT).replace("user/bel-tiny", "user/bel-detector"), cwd=elsewhere, env=env
+    )
+    expected = load_linker(directory)(TEXT)
+    assert result["raw"] == expected and {m["type"] for m in expected} == {"Disease"}
 
 
 def test_push_refuses_a_directory_that_is_not_a_linker(tmp_path):

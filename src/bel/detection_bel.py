@@ -385,7 +385,7 @@ class MentionDetector:
             if not path.is_file():
                 raise ValueError(
                     f"{directory} is a detector trained with a dictionary ({', '.join(wanted)}) but has no "
-                    f"{DICTIONARY_FILE}; copy the whole detector/ folder."
+                    f"{DICTIONARY_FILE}; copy or download the whole detector/ folder."
                 )
             kwargs["dictionary"] = json.loads(path.read_text(encoding="utf-8"))
         return cls(model, AutoTokenizer.from_pretrained(str(directory)), **kwargs)
