@@ -187,6 +187,7 @@ def test_train_on_dev_adds_every_dev_document_and_keeps_the_last_epoch(tmp_path,
     detector = MentionDetector.from_pretrained(directory)
     provenance = detector.model.config.bel_training
     assert provenance["train_on_dev"] and provenance["selection"] == "last epoch" and provenance["epoch"] == 1
+    assert not detector.dictionary and not provenance["dictionary"]  # no KB in this run, so no dictionary
     assert "(train + dev)" in detector_section(detector)
     both = [*read_pubtator(train), *read_pubtator(dev)]
     expected = len(detection_windows(detector, both, None))
@@ -397,3 +398,27 @@ def test_detector_trained_with_a_dictionary_saves_and_reloads_it(tmp_path):
     (directory / DICTIONARY_FILE).unlink()
     with pytest.raises(ValueError, match="no dictionary.json"):
         MentionDetector.from_pretrained(directory)
+
+
+def test_detector_dictionary_is_on_by_default_when_the_run_has_a_kb(tmp_path):
+    from bel.training import TrainConfig, _detector_stage
+
+    encoder = save_tiny_encoder(tmp_path / "encoder")
+    kb_file = FIXTURES / "bel_train_kb.txt"
+    config = TrainConfig(
+        stage="detector",
+        train_file=str(FIXTURES / "bel_train_corpus.txt"),
+        kb_file=str(kb_file),
+        encoder=str(encoder),
+        output_dir=str(tmp_path / "run"),
+        detector_epochs=1,
+        max_train_documents=4,
+    )
+    config.validate()
+    assert config.detector_dictionary is None and config.uses_detector_dictionary
+    detector = MentionDetector.from_pretrained(_detector_stage(config, None))
+    names = {name for _, name, _ in KnowledgeBase.load(kb_file).names()}
+    assert set(detector.dictionary["Disease"]) == names and detector.model.config.bel_training["dictionary"]
+    assert not TrainConfig(stage="detector", train_file="t.txt", detector_dictionary=False).uses_detector_dictionary
+    with pytest.raises(ValueError, match="--detector-dictionary needs the KB"):
+        TrainConfig(stage="detector", train_file="t.txt", detector_dictionary=True).validate()

@@ -155,12 +155,13 @@ class TrainConfig:
             "it cannot tell 'AIDS' from 'aids'); off by default: no gain on NCBI dev after two epochs (eval/RESULTS.md)"
         },
     )
-    detector_dictionary: bool = field(
-        default=False,
+    detector_dictionary: bool | None = field(
+        default=None,
         metadata={
             "help": "feed the detector the matches of the KB's names of each entity type (MeSH trees C/F03 for Disease, "
             "D for Chemical; every name for a KB without categories) as token type ids; the names ship in the "
-            "detector's dictionary.json"
+            "detector's dictionary.json. Default: on when the run has a KB (--dataset or --kb-file): dev strict F1 "
+            "+1.3 NCBI, +2.0 BC5CDR (eval/RESULTS.md)"
         },
     )
     detector_train_on_dev: bool = field(
@@ -233,7 +234,7 @@ class TrainConfig:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
-        if self.detector_dictionary and not (self.dataset or self.kb_file):
+        if self.detector_dictionary is True and not (self.dataset or self.kb_file):
             raise ValueError("--detector-dictionary needs the KB's names: pass --dataset NAME or --kb-file.")
         if self.detector_train_on_dev and not (self.dataset or self.dev_file):
             raise ValueError("--detector-train-on-dev needs dev documents: pass --dataset NAME or --dev-file.")
@@ -252,6 +253,13 @@ class TrainConfig:
             raise ValueError(f"--kb-examples must be >= 0, got {self.kb_examples}.")
         if self.kb_only_run:
             self._validate_kb_only()
+
+    @property
+    def uses_detector_dictionary(self) -> bool:
+        """Whether the detector reads KB name matches: as asked, else whenever the run has a KB."""
+        if self.detector_dictionary is not None:
+            return self.detector_dictionary
+        return bool(self.dataset or self.kb_file)
 
     @property
     def kb_only_run(self) -> bool:
@@ -796,16 +804,26 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         batch_size=config.detector_batch_size,
         max_tokens=config.detector_max_tokens,
         case_types=config.detector_case_types,
-        dictionary=config.detector_dictionary,
+        dictionary=config.uses_detector_dictionary,
         train_on_dev=config.detector_train_on_dev,
         seed=config.seed,
     )
-    kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file) if config.detector_dictionary else None
+    if not config.uses_detector_dictionary:
+        logger.info("the detector trains without a dictionary (%s)", _no_dictionary_reason(config))
+    kb = (
+        load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
+        if config.uses_detector_dictionary
+        else None
+    )
     directory = train_detector(settings, train_docs, dev_docs, kb=kb)
     if attach_to:
         attach_detector(attach_to, directory)
         logger.info("attached the detector to %s", attach_to)
     return directory
+
+
+def _no_dictionary_reason(config: TrainConfig) -> str:
+    return "--no-detector-dictionary" if config.detector_dictionary is False else "no KB: pass --dataset or --kb-file"
 
 
 def _initial_model(config: TrainConfig, encoder: str):

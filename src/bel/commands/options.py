@@ -372,7 +372,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, options: type) -> N
         flag = "--" + option.name.replace("_", "-")
         default = getattr(defaults, option.name)
         text = option.metadata.get("help", f"default: {default}")
-        if option.type == "bool":
+        if option.type in ("bool", "bool | None"):  # None: the option decides from the rest of the run
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
         kind = {"int": int, "float": float}.get(option.type.replace(" | None", ""), str)
