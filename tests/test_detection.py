@@ -31,7 +31,14 @@ from bel.detection_bel import (
     word_case,
     word_spans,
 )
-from bel.detector_training import DetectorSettings, detection_windows, kb_dictionary, train_detector
+from bel.detector_training import (
+    DetectorSettings,
+    detection_windows,
+    kb_dictionary,
+    train_detector,
+    training_windows,
+    with_mentions,
+)
 from bel.kb import Entity, KnowledgeBase
 from bel.model_card import detector_section
 from bel.saving import save_detector
@@ -422,3 +429,27 @@ def test_detector_dictionary_is_on_by_default_when_the_run_has_a_kb(tmp_path):
     assert not TrainConfig(stage="detector", train_file="t.txt", detector_dictionary=False).uses_detector_dictionary
     with pytest.raises(ValueError, match="--detector-dictionary needs the KB"):
         TrainConfig(stage="detector", train_file="t.txt", detector_dictionary=True).validate()
+
+
+def test_dictionary_mentions_tag_each_half_with_the_other_halfs_mentions(tokenizer):
+    from .helpers import TINY_DICTIONARY
+
+    docs = read_pubtator(FIXTURES / "bel_train_corpus.txt")[:6]
+    detector = tiny_detector(tokenizer)
+    settings = DetectorSettings(encoder="unused", output_dir="unused", dictionary=True, dictionary_mentions=True)
+    windows = training_windows(settings, detector, docs)
+    everything = with_mentions(TINY_DICTIONARY, docs, None)
+    assert detector.dictionary == everything  # what the detector keeps (and saves) after training
+    assert {docs[0].text[m.start : m.end] for m in docs[0].mentions} <= set(everything["Disease"])
+    halves = docs[0::2], docs[1::2]
+    expected = []
+    for half, other in zip(halves, reversed(halves), strict=True):
+        detector.use_dictionary(with_mentions(TINY_DICTIONARY, other, None))
+        expected.extend(detection_windows(detector, half, None))
+    assert windows == expected
+    detector.use_dictionary(everything)  # a leaky dictionary: each document's own mentions in it
+    leaky = [w for half in halves for w in detection_windows(detector, half, None)]
+    tagged = [sum(t % 3 > 0 for t in w["token_type_ids"]) for w in windows]
+    assert sum(t % 3 > 0 for w in leaky for t in w["token_type_ids"]) > sum(tagged)
+    with pytest.raises(ValueError, match="types"):
+        detector.use_dictionary({"Chemical": ["aspirin"]})

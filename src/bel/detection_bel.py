@@ -363,6 +363,13 @@ class MentionDetector:
         """Entity types this detector finds."""
         return sorted({label[2:] for label in self.label2id if label != OUTSIDE})
 
+    def use_dictionary(self, dictionary: dict[str, Sequence[str]]) -> None:
+        """Match another list of names per type (the same types: the model's token types stay valid)."""
+        if sorted(dictionary) != sorted(self.dictionary):
+            raise ValueError(f"the dictionary's types {sorted(dictionary)} differ from {sorted(self.dictionary)}.")
+        self.dictionary = {kind: sorted(set(names)) for kind, names in dictionary.items()}
+        self._matchers = None
+
     @property
     def uses_token_types(self) -> bool:
         """Whether the model reads token type ids (letter case, dictionary matches or both)."""

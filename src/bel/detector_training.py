@@ -8,7 +8,9 @@ and the epoch with the best strict (exact span and type) F1 is kept in `OUTPUT/d
 With a dictionary (`bel train --detector-dictionary`), the KB's names of each entity type (`kb_dictionary`) are matched
 in every window and reach the model as token type ids. Only KB names are used, never the training mentions: a
 dictionary that held them would find every training mention and teach the model to trust it more than it deserves on
-unseen text.
+unseen text. `--detector-dictionary-mentions` adds them the safe way: the saved dictionary holds the KB names and every
+training mention, but each training document is tagged with a dictionary holding only the other half's mentions
+(two folds), so the model learns how far a dictionary of other documents' mentions can be trusted.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class DetectorSettings:
     case_types: bool = False
     dictionary: bool = False
     """Match the KB's names of each type into token type ids (the KB is passed to `train_detector`)."""
+    dictionary_mentions: bool = False
+    """Add the training mentions to the dictionary (two folds while training, see the module docstring)."""
     train_on_dev: bool = False
     """Provenance only: the training documents include the dev split (recorded in the detector's config and card)."""
     warmup_ratio: float = 0.1
@@ -114,6 +118,33 @@ def kb_dictionary(kb, types: Sequence[str], type_categories: dict | None = None)
             members = {e for e, codes in categories.items() if any(c.startswith(chosen) for c in codes)}
             dictionary[kind] = sorted({name for entity, name, _ in kb.names() if entity in members})
     return {kind: names for kind, names in dictionary.items() if names} or {"Entity": every_name}
+
+
+def with_mentions(dictionary: dict[str, list[str]], documents: Sequence, dataset: str | None) -> dict[str, list[str]]:
+    """`dictionary` plus the text of every gold mention of `documents` under its type (every type under `Entity`, the
+    key of an untyped dictionary)."""
+    extended = {kind: set(names) for kind, names in dictionary.items()}
+    for doc in documents:
+        for start, end, kind in gold_entities(doc, dataset):
+            key = kind if kind in extended else "Entity" if "Entity" in extended else None
+            if key is not None:
+                extended[key].add(doc.text[start:end])
+    return {kind: sorted(names) for kind, names in extended.items()}
+
+
+def training_windows(settings: DetectorSettings, detector: MentionDetector, train_docs: Sequence) -> list[dict]:
+    """The training windows; with `dictionary_mentions`, each half of the documents tagged with the other half's
+    mentions added to the KB names, and the detector left with every training mention added (what it saves)."""
+    if not (detector.dictionary and settings.dictionary_mentions):
+        return detection_windows(detector, train_docs, settings.dataset)
+    names = detector.dictionary
+    folds = [train_docs[0::2], train_docs[1::2]]
+    windows = []
+    for fold, other in zip(folds, reversed(folds), strict=True):
+        detector.use_dictionary(with_mentions(names, other, settings.dataset))
+        windows.extend(detection_windows(detector, fold, settings.dataset))
+    detector.use_dictionary(with_mentions(names, train_docs, settings.dataset))
+    return windows
 
 
 def new_detector(settings: DetectorSettings, types: Sequence[str], dictionary: dict | None = None) -> MentionDetector:
@@ -219,6 +250,7 @@ def _provenance(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequ
         "train_documents": len(train_docs),
         "train_on_dev": settings.train_on_dev,
         "dictionary": settings.dictionary,
+        "dictionary_mentions": settings.dictionary and settings.dictionary_mentions,
         "epochs": settings.epochs,
         "epoch": record["epoch"],
         "selection": "dev strict F1" if dev_docs else "last epoch",
@@ -234,7 +266,7 @@ def _optimization(settings: DetectorSettings, detector: MentionDetector, train_d
 
     from bel.batching import TokenBudgetBatchSampler
 
-    windows = detection_windows(detector, train_docs, settings.dataset)
+    windows = training_windows(settings, detector, train_docs)
     pad = detector.tokenizer.pad_token_id or 0
     # windows of similar length share a step: random batches padded every title to the length of an abstract
     sampler = TokenBudgetBatchSampler(

@@ -164,6 +164,14 @@ class TrainConfig:
             "+1.3 NCBI, +2.0 BC5CDR (eval/RESULTS.md)"
         },
     )
+    detector_dictionary_mentions: bool = field(
+        default=False,
+        metadata={
+            "help": "add the training mentions to the detector's dictionary (each training document is tagged with "
+            "the other half's mentions only, so that the detector does not learn to trust a dictionary holding its "
+            "own gold mentions)"
+        },
+    )
     detector_train_on_dev: bool = field(
         default=False,
         metadata={
@@ -234,6 +242,10 @@ class TrainConfig:
             raise ValueError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}.")
         if self.stage == "detector" and not (self.dataset or self.train_file):
             raise ValueError("Pass --dataset NAME (with --data-dir or BEL_DATA_DIR) or --train-file.")
+        if self.detector_dictionary_mentions and not self.uses_detector_dictionary:
+            raise ValueError(
+                "--detector-dictionary-mentions needs the detector dictionary (a KB, and no --no-detector-dictionary)."
+            )
         if self.detector_dictionary is True and not (self.dataset or self.kb_file):
             raise ValueError("--detector-dictionary needs the KB's names: pass --dataset NAME or --kb-file.")
         if self.detector_train_on_dev and not (self.dataset or self.dev_file):
@@ -805,6 +817,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         max_tokens=config.detector_max_tokens,
         case_types=config.detector_case_types,
         dictionary=config.uses_detector_dictionary,
+        dictionary_mentions=config.detector_dictionary_mentions,
         train_on_dev=config.detector_train_on_dev,
         seed=config.seed,
     )
