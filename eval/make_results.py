@@ -186,6 +186,8 @@ END_TO_END = (
     ("BC5CDR (one checkpoint), round 2", "bc5cdr-end-to-end-r2"),
     ("NCBI Disease, detector on train + dev", "ncbi-end-to-end-r3"),
     ("BC5CDR (one checkpoint), detector on train + dev", "bc5cdr-end-to-end-r3"),
+    ("NCBI Disease, detector with KB dictionary, dev picks the epoch", "ncbi-end-to-end-r4-dev"),
+    ("BC5CDR (one checkpoint), detector with KB dictionary, dev picks the epoch", "bc5cdr-end-to-end-r4-dev"),
     ("NCBI Disease, detector with KB dictionary, train + dev", "ncbi-end-to-end-r4"),
     ("BC5CDR (one checkpoint), detector with KB dictionary, train + dev", "bc5cdr-end-to-end-r4"),
 )
