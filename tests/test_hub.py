@@ -42,6 +42,28 @@ print(json.dumps({{"raw": linker({text!r}), "module": type(linker).__module__}})
 """
 
 
+def hub_env(hub, hf_home) -> dict[str, str]:
+    """Environment variables that point huggingface_hub at the fake Hub, online, with its own cache."""
+    return {
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": "hf_fake",
+        "HF_HUB_OFFLINE": "0",
+        "TRANSFORMERS_OFFLINE": "0",
+        "HF_HOME": str(hf_home),
+    }
+
+
+def push(directory, repo_id: str, env: dict[str, str], *options: str) -> subprocess.CompletedProcess:
+    """`bel push DIRECTORY REPO_ID` in a subprocess (this environment without PYTHONPATH, plus `env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bel", "push", str(directory), repo_id, *options],
+        env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture
 def hub():
     server = FakeHub().start()
@@ -55,21 +77,7 @@ def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
 
     directory = make_linker(bert_tokenizer, tmp_path / "checkpoint")
     (directory / "stray.bin").write_bytes(b"pickle")  # never uploaded
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        "HF_ENDPOINT": hub.url,
-        "HF_TOKEN": "hf_fake",
-        "HF_HUB_OFFLINE": "0",
-        "TRANSFORMERS_OFFLINE": "0",
-        "HF_HOME": str(hf_home),
-    }
-    pushed = subprocess.run(
-        [sys.executable, "-m", "bel", "push", str(directory), "user/bel-tiny", "--commit-message", "first linker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    pushed = push(directory, "user/bel-tiny", hub_env(hub, hf_home), "--commit-message", "first linker")
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     assert pushed.stdout.strip().startswith(f"{hub.url}/user/bel-tiny/commit/")
 
@@ -84,17 +92,7 @@ def test_push_and_load_back_by_repo_id(hub, bert_tokenizer, tmp_path, hf_home):
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = run_without_bel(
-        LOAD_BACK.format(text=TEXT),
-        cwd=elsewhere,
-        env={
-            "HF_ENDPOINT": hub.url,
-            "HF_TOKEN": "hf_fake",
-            "HF_HUB_OFFLINE": "0",
-            "TRANSFORMERS_OFFLINE": "0",
-            "HF_HOME": str(hf_home / "reader"),
-        },
-    )
+    result = run_without_bel(LOAD_BACK.format(text=TEXT), cwd=elsewhere, env=hub_env(hub, hf_home / "reader"))
     assert result["module"].startswith("transformers_modules")
     assert result["raw"] == load_linker(directory)(TEXT)
     assert result["raw"] and all(set(m) == SCHEMA for m in result["raw"])
@@ -107,20 +105,8 @@ def test_detector_with_a_dictionary_loads_back_by_repo_id(hub, bert_tokenizer, t
 
     directory = make_linker(bert_tokenizer, tmp_path / "checkpoint")
     save_detector(directory, tiny_detector(wordpiece_tokenizer()))
-    env = {
-        "HF_ENDPOINT": hub.url,
-        "HF_TOKEN": "hf_fake",
-        "HF_HUB_OFFLINE": "0",
-        "TRANSFORMERS_OFFLINE": "0",
-        "HF_HOME": str(hf_home / "detector-reader"),
-    }
-    pushed = subprocess.run(
-        [sys.executable, "-m", "bel", "push", str(directory), "user/bel-detector"],
-        env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = hub_env(hub, hf_home / "detector-reader")
+    pushed = push(directory, "user/bel-detector", env)
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     assert "detector/dictionary.json" in hub.repos["user/bel-detector"]
     elsewhere = tmp_path / "elsewhere"
