@@ -37,9 +37,9 @@ from .matching_bel import MentionMatcher
 Span = tuple[int, int]
 Entity = tuple[int, int, str]
 DETECTOR_DIR = "detector"
+"""Sub-directory of a saved checkpoint that holds the detector (a standard token-classification model)."""
 DICTIONARY_FILE = "dictionary.json"
 """Optional file of a detector: `{entity type: [KB names]}`, matched into token type ids (see `dictionary_tags`)."""
-"""Sub-directory of a saved checkpoint that holds the detector (a standard token-classification model)."""
 OUTSIDE = "O"
 IGNORE = -100
 """Label id of tokens that carry no label (a word's later tokens); the loss ignores them."""
@@ -432,7 +432,7 @@ class MentionDetector:
         windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
         types = token_cases(text, offsets, words) if self.case_types else [0] * len(ids)
         if self.dictionary:
-            width = 1 + 2 * len(self.dictionary)
+            width = token_type_count(False, self.dictionary)
             tags = dictionary_tags(offsets, self.dictionary_matches(text, passage))
             types = [case * width + tag for case, tag in zip(types, tags, strict=True)]
         return PassageWindows(ids, offsets, words, windows, window_owners(windows), types)
@@ -483,9 +483,9 @@ class MentionDetector:
         scores: dict[tuple[int, int], torch.Tensor] = {}
         jobs.sort(key=lambda job: passages[job[0]][1].windows[job[1]][1] - passages[job[0]][1].windows[job[1]][0])
         inputs = [self.window_inputs(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
-        cases = [self.window_token_types(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
+        token_types = [self.window_token_types(passages[k][1], passages[k][1].windows[w]) for k, w in jobs]
         for batch in self._length_batches([len(ids) for ids in inputs]):
-            predictions = self._predict([inputs[i] for i in batch], [cases[i] for i in batch])
+            predictions = self._predict([inputs[i] for i in batch], [token_types[i] for i in batch])
             for index, predicted in zip(batch, predictions, strict=True):
                 scores[jobs[index]] = predicted
         result: list[list[tuple[list[Span], torch.Tensor]]] = [[] for _ in documents]
@@ -511,7 +511,7 @@ class MentionDetector:
                 batches.append([index])
         return batches
 
-    def _predict(self, inputs: list[list[int]], cases: list[list[int]]) -> list[torch.Tensor]:
+    def _predict(self, inputs: list[list[int]], token_types: list[list[int]]) -> list[torch.Tensor]:
         """Label log-probabilities `(num_tokens, num_labels)` of the content tokens (special tokens stripped) of each
         window."""
         width = max(len(ids) for ids in inputs)
@@ -521,7 +521,7 @@ class MentionDetector:
         mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in inputs], device=device)
         extra = {}
         if self.uses_token_types:
-            extra["token_type_ids"] = torch.tensor([c + [0] * (width - len(c)) for c in cases], device=device)
+            extra["token_type_ids"] = torch.tensor([t + [0] * (width - len(t)) for t in token_types], device=device)
         log_probs = self.model(input_ids=input_ids, attention_mask=mask, **extra).logits.float().log_softmax(-1)
         return [row[1 : len(ids) - 1] for row, ids in zip(log_probs, inputs, strict=True)]
 

@@ -108,15 +108,15 @@ def kb_dictionary(kb, types: Sequence[str], type_categories: dict | None = None)
     """
     prefixes = DEFAULT_TYPE_CATEGORIES if type_categories is None else type_categories
     categories = kb.categories()
-    every_name = sorted({name for _, name, _ in kb.names()})
+    rows = kb.names()
+    every_name = sorted({name for _, name, _ in rows})
     if len(types) == 1 and not (categories and types[0] in prefixes):
         return {types[0]: every_name}
     dictionary = {}
-    for kind in types:
-        if categories and kind in prefixes:
-            chosen = tuple(prefixes[kind])
-            members = {e for e, codes in categories.items() if any(c.startswith(chosen) for c in codes)}
-            dictionary[kind] = sorted({name for entity, name, _ in kb.names() if entity in members})
+    for kind in [kind for kind in types if categories and kind in prefixes]:
+        chosen = tuple(prefixes[kind])
+        members = {e for e, codes in categories.items() if any(c.startswith(chosen) for c in codes)}
+        dictionary[kind] = sorted({name for entity, name, _ in rows if entity in members})
     return {kind: names for kind, names in dictionary.items() if names} or {"Entity": every_name}
 
 

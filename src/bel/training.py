@@ -821,22 +821,19 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         train_on_dev=config.detector_train_on_dev,
         seed=config.seed,
     )
-    if not config.uses_detector_dictionary:
-        logger.info("the detector trains without a dictionary (%s)", _no_dictionary_reason(config))
-    kb = (
-        load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
-        if config.uses_detector_dictionary
-        else None
-    )
+    kb = None
+    if config.uses_detector_dictionary:
+        kb = load_knowledge_base(config.dataset, config.data_dir, config.kb_file)
+    else:
+        why = (
+            "--no-detector-dictionary" if config.detector_dictionary is False else "no KB: pass --dataset or --kb-file"
+        )
+        logger.info("the detector trains without a dictionary (%s)", why)
     directory = train_detector(settings, train_docs, dev_docs, kb=kb)
     if attach_to:
         attach_detector(attach_to, directory)
         logger.info("attached the detector to %s", attach_to)
     return directory
-
-
-def _no_dictionary_reason(config: TrainConfig) -> str:
-    return "--no-detector-dictionary" if config.detector_dictionary is False else "no KB: pass --dataset or --kb-file"
 
 
 def _initial_model(config: TrainConfig, encoder: str):
