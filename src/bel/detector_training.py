@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bel.data.datasets import entity_type
-from bel.detection_bel import IGNORE, MentionDetector, bio_labels, encode_labels, token_type_count
+from bel.detection_bel import (
+    CASE_TYPES,
+    DETECTOR_DIR,
+    IGNORE,
+    OUTSIDE,
+    MentionDetector,
+    bio_labels,
+    encode_labels,
+    has_detector,
+    token_type_count,
+)
 from bel.retrieval_bel import DEFAULT_TYPE_CATEGORIES
 
 logger = logging.getLogger(__name__)
@@ -49,6 +59,8 @@ class DetectorSettings:
     """Add the training mentions to the dictionary (two folds while training, see the module docstring)."""
     train_on_dev: bool = False
     """Provenance only: the training documents include the dev split (recorded in the detector's config and card)."""
+    init_from: str | None = None
+    """A saved detector to start from (`start_from`): e.g. one trained on another corpus of the same entity types."""
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
@@ -164,7 +176,7 @@ def new_detector(settings: DetectorSettings, types: Sequence[str], dictionary: d
     count = token_type_count(settings.case_types, dictionary)
     if count > 1:
         add_token_types(model, count)
-    return MentionDetector(
+    detector = MentionDetector(
         model,
         AutoTokenizer.from_pretrained(settings.encoder),
         max_length=settings.max_length,
@@ -172,6 +184,62 @@ def new_detector(settings: DetectorSettings, types: Sequence[str], dictionary: d
         case_types=settings.case_types,
         dictionary=dictionary,
     )
+    if settings.init_from:
+        start_from(detector, MentionDetector.from_pretrained(detector_source(settings.init_from)))
+    return detector
+
+
+def detector_source(path: str | Path) -> Path:
+    """The saved detector at `path`: the `detector/` folder of a checkpoint, or a detector folder itself."""
+    directory = Path(path)
+    if has_detector(directory):
+        return directory / DETECTOR_DIR
+    config = directory / "config.json"
+    if config.is_file() and OUTSIDE in json.loads(config.read_text(encoding="utf-8")).get("id2label", {}).values():
+        return directory
+    raise ValueError(
+        f"--detector-init-from {path}: no saved detector there; pass a detector/ folder or a checkpoint holding one "
+        "(`bel train --stage detector --output-dir DIR` writes DIR/detector)."
+    )
+
+
+def token_type_meanings(detector: MentionDetector) -> list[tuple[int, str, str | None]]:
+    """`(letter case, B/I/O, dictionary type)` of each token type id the detector reads, in id order."""
+    tags = [(OUTSIDE, None)] + [(bio, kind) for kind in sorted(detector.dictionary) for bio in ("B", "I")]
+    return [(case, bio, kind) for case in range(CASE_TYPES if detector.case_types else 1) for bio, kind in tags]
+
+
+def start_from(detector: MentionDetector, source: MentionDetector) -> None:
+    """Give the fresh `detector` what `source` learned: its whole encoder, the head rows of the labels both have
+    (`B-Disease` of a BC5CDR detector for an NCBI one) and the token type rows of the same letter case and dictionary
+    tag (a dictionary type `source` lacks takes its `O` row). Labels `source` lacks keep their fresh rows."""
+    import torch
+
+    if source.tokenizer.get_vocab() != detector.tokenizer.get_vocab():
+        raise ValueError(
+            "--detector-init-from: that detector was trained on another encoder's vocabulary; pass the --encoder it "
+            "was trained from."
+        )
+    state = {k: v for k, v in source.model.base_model.state_dict().items() if "token_type_embeddings" not in k}
+    try:
+        detector.model.base_model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise ValueError(
+            f"--detector-init-from: that detector's encoder is shaped unlike --encoder's; pass the --encoder it was "
+            f"trained from ({error})"
+        ) from error
+    with torch.no_grad():
+        head, source_head = detector.model.classifier, source.model.classifier
+        for label, i in detector.label2id.items():
+            if label in source.label2id:
+                head.weight[i] = source_head.weight[source.label2id[label]]
+                head.bias[i] = source_head.bias[source.label2id[label]]
+        rows = detector.model.base_model.embeddings.token_type_embeddings.weight
+        source_rows = source.model.base_model.embeddings.token_type_embeddings.weight
+        known = {meaning: j for j, meaning in enumerate(token_type_meanings(source))}
+        for i, (case, bio, kind) in enumerate(token_type_meanings(detector)):
+            fallbacks = [(case, bio, kind), (0, bio, kind), (case, OUTSIDE, None), (0, OUTSIDE, None)]
+            rows[i] = source_rows[next(known[m] for m in fallbacks if m in known)]
 
 
 def add_token_types(model, count: int) -> None:
@@ -249,6 +317,7 @@ def _provenance(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequ
         "encoder": settings.encoder,
         "train_documents": len(train_docs),
         "train_on_dev": settings.train_on_dev,
+        "init_from": settings.init_from,
         "dictionary": settings.dictionary,
         "dictionary_mentions": settings.dictionary and settings.dictionary_mentions,
         "epochs": settings.epochs,

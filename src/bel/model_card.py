@@ -225,7 +225,8 @@ def _detector_training(record: dict | None) -> str:
         return "not recorded"
     data = DATASET_NAMES.get(record.get("dataset"), record.get("dataset") or "a local corpus")
     documents = f"{record['train_documents']:,} documents" + (" (train + dev)" if record.get("train_on_dev") else "")
-    text = f"{data}, {documents}, from `{record.get('encoder')}`; "
+    start = f"the detector `{record['init_from']}`" if record.get("init_from") else f"`{record.get('encoder')}`"
+    text = f"{data}, {documents}, from {start}; "
     if record.get("selection") == "dev strict F1":
         return text + (
             f"epoch {record['epoch']} of {record['epochs']} (counted from 0) picked by dev strict F1 "

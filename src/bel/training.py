@@ -180,6 +180,14 @@ class TrainConfig:
             "dev F1 picks the epoch"
         },
     )
+    detector_init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "a saved detector (a detector/ folder, or a checkpoint holding one) to start the detector from, "
+            "e.g. one trained on another corpus: its encoder, the head rows and dictionary token types of the labels "
+            "it shares with this run; the rest starts fresh"
+        },
+    )
     detector_max_tokens: int = field(
         default=2048,
         metadata={"help": "padded tokens per detector training step, at most (windows of similar length share a step)"},
@@ -248,6 +256,10 @@ class TrainConfig:
             )
         if self.detector_dictionary is True and not (self.dataset or self.kb_file):
             raise ValueError("--detector-dictionary needs the KB's names: pass --dataset NAME or --kb-file.")
+        if self.detector_init_from is not None:
+            from bel.detector_training import detector_source
+
+            detector_source(self.detector_init_from)
         if self.detector_train_on_dev and not (self.dataset or self.dev_file):
             raise ValueError("--detector-train-on-dev needs dev documents: pass --dataset NAME or --dev-file.")
         if self.stage != "detector" and not self.dataset and not self.kb_file:
@@ -819,6 +831,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         dictionary=config.uses_detector_dictionary,
         dictionary_mentions=config.detector_dictionary_mentions,
         train_on_dev=config.detector_train_on_dev,
+        init_from=config.detector_init_from,
         seed=config.seed,
     )
     kb = None
