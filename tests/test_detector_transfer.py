@@ -95,3 +95,19 @@ def test_training_from_a_detector_records_it(encoder, source_dir, tmp_path):
     detector = MentionDetector.from_pretrained(_detector_stage(config, None))
     assert detector.model.config.bel_training["init_from"] == str(source_dir)
     assert f"from the detector `{source_dir}`" in detector_section(detector)
+
+
+def test_ensemble_probe_decodes_the_mean_probability():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "eval" / "detector_ensemble.py"
+    spec = importlib.util.spec_from_file_location("detector_ensemble", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    spans = [(0, 5), (6, 9)]
+    a = torch.tensor([[0.9, 0.1], [0.2, 0.8]]).log()
+    b = torch.tensor([[0.5, 0.5], [0.6, 0.4]]).log()
+    [[(got_spans, mean)]] = module.averaged([[[(spans, a)]], [[(spans, b)]]])
+    assert got_spans == spans and torch.allclose(mean.exp(), torch.tensor([[0.7, 0.3], [0.4, 0.6]]))
+    with pytest.raises(ValueError, match="one tokenizer"):
+        module.averaged([[[(spans, a)]], [[([(0, 4), (6, 9)], b)]]])
