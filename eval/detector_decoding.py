@@ -22,7 +22,7 @@ import torch
 from bel.commands import write_json_result
 from bel.data.datasets import DATASETS, load_corpus
 from bel.detection_bel import MentionDetector
-from bel.detector_training import gold_entities, strict_scores
+from bel.detector_training import decoded_scores, gold_entities
 
 VARIANTS = {  # (decoding, trim, merge): each adds one step of MentionDetector.decode
     "argmax": ("argmax", False, False),
@@ -32,30 +32,45 @@ VARIANTS = {  # (decoding, trim, merge): each adds one step of MentionDetector.d
 }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("detector", help="a detector directory (OUTPUT/detector or CHECKPOINT/detector)")
+def split_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser`'s arguments plus the split to score (`--dataset`, `--split`), `--threads` and `--output`."""
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--split", default="dev")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    return args
+
+
+def split_documents(args: argparse.Namespace) -> tuple[list, list, list]:
+    """The split's documents, their `(text, passages)` detector inputs and their gold entities."""
     documents = load_corpus(args.dataset, args.split)
+    inputs = [(d.text, [(p.offset, p.end) for p in d.passages]) for d in documents]
+    return documents, inputs, [gold_entities(d, args.dataset) for d in documents]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("detector", help="a detector directory (OUTPUT/detector or CHECKPOINT/detector)")
+    args = split_arguments(parser, argv)
+    documents, inputs, gold = split_documents(args)
     detector = MentionDetector.from_pretrained(args.detector)
     started = time.perf_counter()
-    scored = detector.word_log_probs([(d.text, [(p.offset, p.end) for p in d.passages]) for d in documents])
-    gold = [gold_entities(d, args.dataset) for d in documents]
+    scored = detector.word_log_probs(inputs)
     result = {"detector": args.detector, "dataset": args.dataset, "split": args.split, "documents": len(documents)}
     result["forward_seconds"] = time.perf_counter() - started
     for variant, (detector.decoding, detector.trim, detector.merge) in VARIANTS.items():
-        predicted = [detector.decode(d.text, p) for d, p in zip(documents, scored, strict=True)]
-        result[variant] = strict_scores(gold, predicted) | {
-            kind: strict_scores(gold, predicted, kind)["f1"] for kind in detector.types
-        }
-        print(f"{variant:20s} " + " ".join(f"{k} {v:.4f}" for k, v in result[variant].items() if isinstance(v, float)))
-    if args.output:
-        write_json_result(result, args.output)  # with the run's manifest
+        result[variant] = decoded_scores(detector, documents, scored, gold)
+    return report(result, list(VARIANTS), args.output)
+
+
+def report(result: dict, names: list[str], output: Path | None) -> dict:
+    """Print the scores of `result[name]` for each of `names`, and write `result` to `output` when given."""
+    for name in names:
+        print(f"{name:20s} " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
+    if output:
+        write_json_result(result, output)  # with the run's manifest
     return result
 
 

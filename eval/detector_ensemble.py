@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
+from detector_decoding import report, split_arguments, split_documents  # eval/, beside this script
 
-from bel.commands import write_json_result
-from bel.data.datasets import DATASETS, load_corpus
 from bel.detection_bel import MentionDetector
-from bel.detector_training import gold_entities, strict_scores
+from bel.detector_training import decoded_scores
 
 
 def averaged(scored: list[list[list[tuple[list, torch.Tensor]]]]) -> list[list[tuple[list, torch.Tensor]]]:
@@ -42,15 +40,8 @@ def averaged(scored: list[list[list[tuple[list, torch.Tensor]]]]) -> list[list[t
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("detectors", nargs="+", help="detector directories (OUTPUT/detector)")
-    parser.add_argument("--dataset", choices=DATASETS, required=True)
-    parser.add_argument("--split", default="dev")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    documents = load_corpus(args.dataset, args.split)
-    inputs = [(d.text, [(p.offset, p.end) for p in d.passages]) for d in documents]
-    gold = [gold_entities(d, args.dataset) for d in documents]
+    args = split_arguments(parser, argv)
+    documents, inputs, gold = split_documents(args)
     detectors = [MentionDetector.from_pretrained(path) for path in args.detectors]
     if any(d.labels != detectors[0].labels for d in detectors):
         raise ValueError(f"the detectors' labels differ: {[d.labels for d in detectors]}")
@@ -59,18 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
     for path, detector in zip(args.detectors, detectors, strict=True):
         started = time.perf_counter()
         scored.append(detector.word_log_probs(inputs))
-        predicted = [detector.decode(d.text, p) for d, p in zip(documents, scored[-1], strict=True)]
-        result[path] = strict_scores(gold, predicted) | {"forward_seconds": time.perf_counter() - started}
-    first = detectors[0]
-    predicted = [first.decode(d.text, p) for d, p in zip(documents, averaged(scored), strict=True)]
-    result["ensemble"] = strict_scores(gold, predicted) | {
-        kind: strict_scores(gold, predicted, kind)["f1"] for kind in first.types
-    }
-    for name in [*args.detectors, "ensemble"]:
-        print(f"{name}: " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
-    if args.output:
-        write_json_result(result, args.output)  # with the run's manifest
-    return result
+        seconds = time.perf_counter() - started
+        result[path] = decoded_scores(detector, documents, scored[-1], gold) | {"forward_seconds": seconds}
+    result["ensemble"] = decoded_scores(detectors[0], documents, averaged(scored), gold)
+    return report(result, [*args.detectors, "ensemble"], args.output)
 
 
 if __name__ == "__main__":

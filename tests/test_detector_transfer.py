@@ -97,10 +97,11 @@ def test_training_from_a_detector_records_it(encoder, source_dir, tmp_path):
     assert f"from the detector `{source_dir}`" in detector_section(detector)
 
 
-def test_ensemble_probe_decodes_the_mean_probability():
+def test_ensemble_probe_decodes_the_mean_probability(monkeypatch):
     import importlib.util
 
     path = Path(__file__).parents[1] / "eval" / "detector_ensemble.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as when run as a script: it imports its sibling
     spec = importlib.util.spec_from_file_location("detector_ensemble", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -97,6 +97,15 @@ def detection_scores(detector: MentionDetector, documents: Sequence, dataset: st
     return strict_scores([gold_entities(doc, dataset) for doc in documents], predicted)
 
 
+def decoded_scores(detector: MentionDetector, documents: Sequence, scored: Sequence, gold: Sequence) -> dict:
+    """Strict scores of `detector.decode` over word log-probabilities `scored` (`MentionDetector.word_log_probs`), with
+    the F1 of each of its types."""
+    predicted = [detector.decode(doc.text, passages) for doc, passages in zip(documents, scored, strict=True)]
+    return strict_scores(gold, predicted) | {
+        kind: strict_scores(gold, predicted, kind)["f1"] for kind in detector.types
+    }
+
+
 def strict_scores(gold: Sequence, predicted: Sequence, kind: str | None = None) -> dict:
     """Precision, recall and F1 of exact `(start, end, type)` matches, per document summed (of type `kind` only when
     given)."""
