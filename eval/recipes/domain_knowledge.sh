@@ -11,8 +11,9 @@
 #   e.g. bash eval/recipes/domain_knowledge.sh ncbi-disease eval/runs/ncbi-domain
 #        EVAL_DATASETS="bc5cdr-disease bc5cdr-chemical" ALIGN_OPTIONS="--max-steps 400" \
 #          bash eval/recipes/domain_knowledge.sh bc5cdr eval/runs/bc5cdr-domain aligned-hybrid
-# Settings: KB_ONLY_MENTIONS (5000), ALIGN_OPTIONS (e.g. "--max-steps 400": part of an epoch on MeSH; "--corpus-mentions": the training mentions as names too), EVAL_DATASETS
-# (test splits each checkpoint is scored on and the retriever recall is measured on; default: DATASET).
+# Settings: KB_ONLY_MENTIONS (5000), ALIGN_OPTIONS (e.g. "--max-steps 400": part of an epoch on MeSH;
+# "--corpus-mentions": the training mentions as names too), EVAL_DATASETS (test splits each checkpoint is scored on
+# and the retriever recall is measured on; default: DATASET).
 # Records: RUN_PREFIX-align (alignment.json, retrieval[_DATASET].json), RUN_PREFIX-VARIANT (train_summary.json,
 # eval[_DATASET].json).
 source "$(dirname "$0")/_lib.sh"
