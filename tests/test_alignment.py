@@ -42,6 +42,8 @@ def test_synonym_sets_keep_aliases_under_the_cap():
     kb = KnowledgeBase.load(KB_FILE)
     capped = dict(synonym_sets(kb, [("MESH:D010051", "ovary ca")], max_names=2))
     assert capped["MESH:D010051"] == ["Ovarian Neoplasms", "ovary ca"]
+    same_key = dict(synonym_sets(kb, [("MESH:D010051", "ovarian neoplasms")], max_names=2))
+    assert same_key["MESH:D010051"][0] == "Ovarian Neoplasms"  # the KB's spelling of its preferred name stays
 
 
 def test_neighbourhood_order_is_a_permutation(sets):

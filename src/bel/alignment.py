@@ -82,15 +82,14 @@ def synonym_sets(
     kb_names: dict[str, dict[str, str]] = {}
     for entity_id, name, _ in kb.names():
         kb_names.setdefault(entity_id, {}).setdefault(exact_key(name), name)
-    alias_names: dict[str, dict[str, str]] = {}
+    alias_names: dict[str, list[tuple[str, str]]] = {}
     for entity_id, text in aliases:
-        if entity_id in kb_names:
-            alias_names.setdefault(entity_id, {}).setdefault(exact_key(text), text)
+        alias_names.setdefault(entity_id, []).append((exact_key(text), text))
     sets = []
     for entity, found in kb_names.items():
         preferred, *others = found.items()
-        merged = dict([preferred, *alias_names.get(entity, {}).items()])
-        for key, name in others:
+        merged = dict([preferred])
+        for key, name in [*alias_names.get(entity, []), *others]:
             merged.setdefault(key, name)
         sets.append((entity, list(merged.values())[:max_names]))
     return sets
