@@ -21,6 +21,7 @@ EXPECTED_FILES = CHECKPOINT_FILES | {
     "README.md",
     "retrieval_bel.py",
     "abbreviations_bel.py",
+    "consistency_bel.py",
     "dense_bel.py",
     "pipeline_bel.py",
     "inputs_bel.py",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import AutoConfig, BertConfig, PreTrainedConfig
 
+from .consistency_bel import REPEATED_NAMES_MODES
+
 PACKING_MODES = ("pair", "mention", "sentence", "passage", "document")
 TEMPLATES = ("paper", "compact")
 LOSSES = ("listwise", "pointwise")
@@ -51,6 +53,10 @@ class BelConfig(PreTrainedConfig):
             Confidence cascade at inference: a mention whose query exactly matches the names of one KB entity and of no
             other is linked by the retriever without reranking (`inputs_bel.retriever_decides`); the reranker scores
             the rest. Training is unaffected.
+        repeated_names (`str`, *optional*, defaults to `"first"`):
+            What the reranker does with mentions of one document that repeat a name (same abbreviation-expanded query,
+            same candidates; `consistency_bel`): `"first"` reranks the first and gives the others its link, `"pool"`
+            reranks all and gives them their mean probabilities, `"each"` links every one alone.
         scorer_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the slot hidden states before the scorer.
         bel_version (`str`, *optional*):
@@ -87,6 +93,7 @@ class BelConfig(PreTrainedConfig):
         slot_pooling: str = "mask",
         scorer_dropout: float = 0.1,
         cascade: bool = True,
+        repeated_names: str = "first",
         bel_version: str | None = None,
         **kwargs,
     ):
@@ -114,6 +121,7 @@ class BelConfig(PreTrainedConfig):
         self.retrieval_score_init = retrieval_score_init
         self.scorer_dropout = scorer_dropout
         self.cascade = bool(cascade)
+        self.repeated_names = _checked_choice("repeated_names", repeated_names, REPEATED_NAMES_MODES)
         self.bel_version = bel_version or BEL_VERSION
         super().__init__(**kwargs)
 

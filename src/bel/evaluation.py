@@ -24,7 +24,9 @@ import logging
 import time
 from collections.abc import Sequence
 
+from bel.consistency_bel import DEFAULT_REPEATED_NAMES, repeat_groups, reranked_mentions, share_repeats
 from bel.examples import only_mentions
+from bel.inputs_bel import retrieval_queries
 
 logger = logging.getLogger(__name__)
 
@@ -129,24 +131,43 @@ def score_examples(
     max_tokens: int = 2048,
     cascade: bool = False,
     timings: dict[str, float] | None = None,
+    repeated_names: str = "each",
 ) -> list[list[list[float]]]:
     """Reranker scores ``[document][mention][candidate]`` for built examples (retrieval scores passed when used).
 
     With ``cascade``, mentions the retriever decides (``example.retriever_decided``) are left out of the reranker's
     input, as the pipeline leaves them out, and score their candidates in the retriever's order (0, -1, -2, ...).
+    ``repeated_names`` treats a document's mentions that repeat a name (same abbreviation-expanded query, same candidates)
+    as the pipeline does (``bel.consistency_bel``): ``"first"`` reranks the first and copies its scores, ``"pool"``
+    gives all the pooled log-probabilities, ``"each"`` scores every mention alone.
     ``timings`` accumulates the packing and forward seconds (see ``model.score``).
     """
     options = {"mode": mode, "template": template, "max_tokens": max_tokens, "timings": timings}
-    if not cascade:
-        return model.score(tokenizer, [example.input for example in examples], **options)
-    kept = [[m for m, done in enumerate(e.retriever_decided) if not done] for e in examples]
+    groups, kept = [], []
+    for example in examples:
+        decided = example.retriever_decided if cascade else []
+        decided = decided or [False] * len(example.candidate_ids)
+        queries = retrieval_queries(example.input.text, example.input.mentions)
+        ids = [[] if done else row for row, done in zip(example.candidate_ids, decided, strict=True)]
+        groups.append(repeat_groups(queries, ids))
+        kept.append(reranked_mentions(groups[-1], [not done for done in decided], repeated_names))
     scored = [d for d, keep in enumerate(kept) if keep]
-    inputs = [only_mentions(examples[d].input, kept[d]) for d in scored]
+    inputs = [
+        examples[d].input
+        if len(kept[d]) == len(examples[d].candidate_ids)
+        else only_mentions(examples[d].input, kept[d])
+        for d in scored
+    ]
     reranked = model.score(tokenizer, inputs, **options) if inputs else []
-    scores = [[[-float(c) for c in range(len(ids))] for ids in e.candidate_ids] for e in examples]
+    scores: list[list] = [[None] * len(e.candidate_ids) for e in examples]
     for d, doc_scores in zip(scored, reranked, strict=True):
         for m, mention_scores in zip(kept[d], doc_scores, strict=True):
             scores[d][m] = mention_scores
+    scores = [share_repeats(doc, doc_groups, repeated_names) for doc, doc_groups in zip(scores, groups, strict=True)]
+    for doc, example in zip(scores, examples, strict=True):  # decided by the retriever: its order
+        for m, ids in enumerate(example.candidate_ids):
+            if doc[m] is None:
+                doc[m] = [-float(c) for c in range(len(ids))]
     return scores
 
 
@@ -197,10 +218,11 @@ def evaluate_reranker(
     max_tokens: int = 2048,
     return_scores: bool = False,
     cascade: bool | None = None,
+    repeated_names: str | None = None,
 ):
     """Score ``examples`` with ``model`` and return :func:`linking_metrics` plus ``mode``, ``template``, timings and
-    ``cascade`` (:func:`cascade_metrics`; ``cascade=None`` follows the checkpoint's ``config.cascade``, as the pipeline
-    does).
+    ``cascade`` (:func:`cascade_metrics`) and ``repeated_names`` (:func:`score_examples`); None follows the checkpoint's
+    ``config.cascade`` and ``config.repeated_names`` (else ``"first"``), as the pipeline does.
 
     With ``return_scores=True`` returns ``(metrics, scores)``, scores as in :func:`score_examples` (for
     :func:`prediction_records`).
@@ -208,12 +230,18 @@ def evaluate_reranker(
     model.eval()
     start = time.perf_counter()
     cascade = getattr(model.config, "cascade", False) if cascade is None else cascade
-    scores = score_examples(model, tokenizer, examples, mode, template, max_tokens, cascade=cascade)
+    repeated_names = (
+        getattr(model.config, "repeated_names", DEFAULT_REPEATED_NAMES) if repeated_names is None else repeated_names
+    )
+    scores = score_examples(
+        model, tokenizer, examples, mode, template, max_tokens, cascade=cascade, repeated_names=repeated_names
+    )
     seconds = time.perf_counter() - start
     metrics = example_metrics(examples, scores, retriever, num_candidates=model.config.num_candidates)
     metrics.update(
         {
             "cascade": cascade_metrics(examples, scores, cascade),
+            "repeated_names": repeated_names,
             "mode": mode or model.config.mode,
             "template": template or model.config.template,
             "inference_seconds": seconds,

@@ -115,6 +115,7 @@ IDENTITY_OPTIONS = (
     "detector",
     "deterministic",
     "cascade",
+    "repeated_names",
     "backend",
     "input_format",
     "output_format",
@@ -135,6 +136,7 @@ class LinkSettings:
     detector: str = "auto"
     deterministic: bool = False  # batch-independent scoring: byte-identical output whatever the batch size
     cascade: bool | None = None  # None: the checkpoint's config.cascade
+    repeated_names: str | None = None  # None: the checkpoint's config.repeated_names
     backend: str = "torch"  # the linker's backend (torch, int8, onnx): set from the linker
     kb_file: Path | None = None
     on_error: str = "stop"
@@ -241,6 +243,8 @@ class _ShardWriter:
         options["deterministic"] = self.settings.deterministic
         if self.settings.cascade is not None:
             options["cascade"] = self.settings.cascade
+        if self.settings.repeated_names is not None:
+            options["repeated_names"] = self.settings.repeated_names
         return self.linker(items, errors="collect", **options)
 
     def commit(self, entries: list[_Entry], records: list[dict]) -> None:
@@ -478,6 +482,7 @@ def link_file(
     detector: str = "auto",
     deterministic: bool = False,
     cascade: bool | None = None,
+    repeated_names: str | None = None,
     progress: bool = False,
     on_error: str = "stop",
     overwrite: bool = False,
@@ -490,8 +495,9 @@ def link_file(
     bad record raises ValueError, progress kept) or "skip" (bad records go to `OUT.errors.jsonl`). `overwrite`
     discards a partial run of this output instead of resuming it. `deterministic`: scores independent of the batch
     (byte-identical output whatever `batch_size`, about 1.2x the time; see the pipeline's parameter). `cascade`:
-    link unique exact matches without reranking (None: the checkpoint's `config.cascade`). `stage_seconds`, when
-    given, accumulates the run's seconds per step: `read`, `link` (the pipeline's calls), `write` (the work file) and
+    link unique exact matches without reranking (None: the checkpoint's `config.cascade`). `repeated_names`: what
+    the reranker does with a document's repeated names (`bel.consistency_bel`; None: `config.repeated_names`).
+    `stage_seconds`, when given, accumulates the run's seconds per step: `read`, `link` (the pipeline's calls), `write` (the work file) and
     `merge` (verifying the work file and writing OUT); see `bel.profiling`.
     """
     source, target = Path(input), Path(output)
@@ -508,6 +514,7 @@ def link_file(
         detector=detector,
         deterministic=deterministic,
         cascade=cascade,
+        repeated_names=repeated_names,
         backend=getattr(linker, "backend", "torch"),
         on_error=on_error,
     )

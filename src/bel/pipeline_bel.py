@@ -11,6 +11,10 @@ Confidence cascade (on unless `config.cascade` is False or the `cascade` paramet
 exactly matches the names of one KB entity and of no other ([`retriever_decides`]) is linked by the retriever, without
 reranking; its `decided_by` is `"retriever"`, and its scores are 1 for that entity and 0 for the other candidates.
 
+Repeated names (`repeated_names`, default `"first"`): the mentions of one document with the same query (case and spacing
+ignored) and the same candidates are reranked once, in the first one's sentence, and all take its link and scores
+(`consistency_bel`); `"each"` reranks every one in its own sentence.
+
 Scores of reranked mentions are softmax probabilities over one mention's retrieved candidates (they sum to 1 per mention), rounded to 6
 decimals so that outputs are byte-stable. A mention is NIL (`entity_id` and `entity_name` None, plus `nil_reason`) when
 retrieval found no candidate (`"no_candidates"`) or its best probability is below `nil_threshold` (the pipeline
@@ -31,8 +35,15 @@ from transformers import Pipeline
 
 from .backends_bel import apply_backend, check_backend
 from .configuration_bel import PACKING_MODES
+from .consistency_bel import (
+    DEFAULT_REPEATED_NAMES,
+    check_repeated_names,
+    repeat_groups,
+    reranked_mentions,
+    share_repeats,
+)
 from .detection_bel import MentionDetector, find_detector_files
-from .inputs_bel import build_linking_input, retrieve, retriever_decides
+from .inputs_bel import build_linking_input, retrieval_queries, retrieve, retriever_decides
 from .matching_bel import MentionMatcher
 from .retrieval_bel import RETRIEVER_DIR, RETRIEVER_FILES, CandidateRetriever, find_retriever_files
 
@@ -77,7 +88,10 @@ class EntityLinkingPipeline(Pipeline):
     `deterministic` (a bool, default False: batch-independent scoring, see above), `cascade` (a bool, default
     `config.cascade`: link unique exact matches without reranking), `type_filter` (a bool, default
     `config.type_filter`, else True: a mention with a type, detected or given, gets candidates of its type's KB branch
-    only, when the retriever has entity categories; see `retrieval_bel`). At construction only: `backend`
+    only, when the retriever has entity categories; see `retrieval_bel`), `repeated_names` (`"first"`, `"pool"` or `"each"`,
+    default `config.repeated_names`, else `"first"`: mentions of one document that repeat a name, with the same query and
+    candidates, are reranked once and share the first one's link, are all reranked and share their pooled
+    probabilities, or are each linked on their own; see `consistency_bel`). At construction only: `backend`
     (`"torch"`, the default, or `"int8"`: dynamic int8 linear layers in the encoders of the reranker and the detector;
     `"onnx"` once `bel.onnx_backend` is imported, which `bel.load_linker(..., backend="onnx")` does).
 
@@ -181,13 +195,14 @@ class EntityLinkingPipeline(Pipeline):
         deterministic=None,
         cascade=None,
         type_filter=None,
+        repeated_names=None,
         **kwargs,
     ):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, detector, batch_size, errors, deterministic, cascade, type_filter (backend: at "
-                "construction)."
+                "nil_threshold, detector, batch_size, errors, deterministic, cascade, type_filter, repeated_names (backend: "
+                "at construction)."
             )
         pre, forward, post = {}, {}, {}
         if errors is not None:
@@ -204,6 +219,8 @@ class EntityLinkingPipeline(Pipeline):
             if not isinstance(type_filter, bool):
                 raise ValueError(f"type_filter must be True or False, got {type_filter!r}.")
             forward["type_filter"] = type_filter
+        if repeated_names is not None:
+            forward["repeated_names"] = check_repeated_names(repeated_names)
         if num_candidates is not None:
             forward["num_candidates"] = _positive_int(num_candidates, "num_candidates")
         if mode is not None:
@@ -297,6 +314,7 @@ class EntityLinkingPipeline(Pipeline):
         deterministic: bool = False,
         cascade: bool | None = None,
         type_filter: bool | None = None,
+        repeated_names: str | None = None,
     ) -> dict:
         """Detect (where no spans were given), retrieve and rerank the mentions of one document or a collated batch."""
         batched = not isinstance(model_inputs["text"], str)
@@ -311,10 +329,22 @@ class EntityLinkingPipeline(Pipeline):
                 mentions[d], types[d] = [(s, e) for s, e, _ in entities], [t for _, _, t in entities]
         cascade = getattr(self.model.config, "cascade", False) if cascade is None else cascade
         type_filter = getattr(self.model.config, "type_filter", True) if type_filter is None else type_filter
+        repeated_names = (
+            getattr(self.model.config, "repeated_names", DEFAULT_REPEATED_NAMES)
+            if repeated_names is None
+            else repeated_names
+        )
         retrieved, decided = self._retrieve(texts, mentions, num_candidates, cascade, types if type_filter else None)
         logits = [[[] for _ in doc_mentions] for doc_mentions in mentions]
         with self._stage("prepare"):
-            reranked = [[m for m, done in enumerate(doc) if not done] for doc in decided]
+            groups = [
+                _repeat_groups(text, spans, found, done)
+                for text, spans, found, done in zip(texts, mentions, retrieved, decided, strict=True)
+            ]
+            reranked = [
+                reranked_mentions(doc_groups, [not done for done in doc_decided], repeated_names)
+                for doc_groups, doc_decided in zip(groups, decided, strict=True)
+            ]
             scored = [d for d, kept in enumerate(reranked) if any(retrieved[d][m] for m in kept)]
             linking = [
                 build_linking_input(texts[d], mentions[d], retrieved[d], passages=passages[d], keep=reranked[d])
@@ -330,6 +360,9 @@ class EntityLinkingPipeline(Pipeline):
         for d, doc_scores in zip(scored, scores, strict=True):
             for m, mention_scores in zip(reranked[d], doc_scores, strict=True):
                 logits[d][m] = mention_scores
+        logits = [
+            share_repeats(doc, doc_groups, repeated_names) for doc, doc_groups in zip(logits, groups, strict=True)
+        ]
         outputs = {
             "text": texts,
             "mentions": mentions,
@@ -374,6 +407,13 @@ class EntityLinkingPipeline(Pipeline):
         ]
         self.stage_seconds["postprocess"] = self.stage_seconds.get("postprocess", 0.0) + time.perf_counter() - started
         return results
+
+
+def _repeat_groups(text: str, spans, retrieved, decided) -> list[int]:
+    """`consistency_bel.repeat_groups` of one document's reranked mentions (a decided mention is its own group)."""
+    queries = retrieval_queries(text, spans)
+    ids = [[] if done else [c.entity_id for c in found] for found, done in zip(retrieved, decided, strict=True)]
+    return repeat_groups(queries, ids)
 
 
 def _apply_to_encoder(model, backend: str) -> None:

@@ -401,6 +401,7 @@ def _evaluate(accelerator, model, tokenizer, examples, retriever, config: TrainC
     """Dev metrics, each process scoring its share of the documents (gathered with ``gather_object``)."""
     from accelerate.utils import gather_object
 
+    from bel.consistency_bel import DEFAULT_REPEATED_NAMES
     from bel.evaluation import linking_metrics, rank_candidates, score_examples
 
     unwrapped = accelerator.unwrap_model(model)
@@ -409,7 +410,15 @@ def _evaluate(accelerator, model, tokenizer, examples, retriever, config: TrainC
     with accelerator.split_between_processes(examples) as part:
         # as the pipeline will link: mentions the cascade decides keep the retriever's ranking
         cascade = getattr(unwrapped.config, "cascade", False)
-        scores = score_examples(unwrapped, tokenizer, part, max_tokens=config.eval_max_tokens, cascade=cascade)
+        repeated_names = getattr(unwrapped.config, "repeated_names", DEFAULT_REPEATED_NAMES)
+        scores = score_examples(
+            unwrapped,
+            tokenizer,
+            part,
+            max_tokens=config.eval_max_tokens,
+            cascade=cascade,
+            repeated_names=repeated_names,
+        )
         for example, doc_scores in zip(part, scores, strict=True):
             for m, ids in enumerate(example.candidate_ids):
                 rows.append(

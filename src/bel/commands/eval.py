@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, action="store_true", help=text)
     options.add_detector_argument(parser)
     options.add_inference_arguments(parser)
+    options.add_repeated_names_argument(parser)
     options.add_runtime_arguments(parser)
     options.add_output_argument(parser)
     parser.add_argument(
@@ -81,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("bel eval: --end-to-end runs the MODEL's pipeline on raw text; pass a MODEL directory.")
     if args.detector is not None and not args.end_to_end:
         raise SystemExit("bel eval: --detector applies to raw text only; add --end-to-end.")
-    if args.retriever_only and (args.backend != "torch" or args.cascade is not None):
-        raise SystemExit("bel eval: --backend and --no-cascade apply to the MODEL; --retriever-only runs none.")
+    if args.retriever_only and (args.backend != "torch" or args.cascade is not None or args.repeated_names):
+        raise SystemExit(
+            "bel eval: --backend, --no-cascade and --repeated-names apply to the MODEL; --retriever-only runs none."
+        )
     check_inputs(args)
     with options.runtime(args):
         return _evaluate(args)
@@ -141,6 +144,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             return_scores=True,
             cascade=args.cascade,
+            repeated_names=args.repeated_names,
         )
         metrics["backend"] = args.backend
     if args.predictions:
@@ -267,6 +271,8 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
         call_options["num_candidates"] = args.num_candidates
     if args.cascade is not None:
         call_options["cascade"] = args.cascade
+    if args.repeated_names is not None:
+        call_options["repeated_names"] = args.repeated_names
     if not getattr(args, "type_filter", True):  # only when off: pipelines without the parameter still work
         call_options["type_filter"] = False
     start = time.perf_counter()
@@ -285,6 +291,7 @@ def evaluate_end_to_end(args: argparse.Namespace, docs, kb, retriever=None) -> d
             "detector": _detector_name(linker, args.detector),
             "backend": getattr(linker, "backend", args.backend),
             "cascade": getattr(linker.model.config, "cascade", False) if args.cascade is None else args.cascade,
+            "repeated_names": args.repeated_names or getattr(linker.model.config, "repeated_names", "first"),
             "end_to_end_seconds": seconds,
             "documents_per_second": len(docs) / seconds if seconds > 0 else 0.0,
         }

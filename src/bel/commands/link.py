@@ -7,7 +7,8 @@ A rerun refuses a partial run made with another checkpoint, options or input (`-
 run on the same output exits at once (exit 2, naming the lock and its PID); `--on-error stop|skip` decides what a
 bad record does. Path mistakes (missing model or input, a file as model, a directory or unwritable place as output,
 the input as output) are one-line errors with exit 2 before any model is loaded, and so is `--backend onnx` without
-onnxruntime. `--backend` (torch, int8, onnx) and `--no-cascade` are part of what a resumed run must match.
+onnxruntime. `--backend` (torch, int8, onnx), `--no-cascade` and `--repeated-names` are part of what a resumed run
+must match.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "the options or the already-linked part of the input differ)",
     )
     options.add_inference_arguments(parser)
+    options.add_repeated_names_argument(parser)
     options.add_kb_file_argument(parser)
     options.add_runtime_arguments(parser)
 

@@ -248,6 +248,20 @@ def add_cascade_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_repeated_names_argument(parser: argparse.ArgumentParser) -> None:
+    """`--repeated-names first|pool|each`; unset, None means the checkpoint's config.repeated_names."""
+    from bel.consistency_bel import REPEATED_NAMES_MODES
+
+    parser.add_argument(
+        "--repeated-names",
+        choices=REPEATED_NAMES_MODES,
+        default=None,
+        help="mentions of one document that repeat a name (same query, same candidates): first (rerank the first, "
+        "the others take its link), pool (rerank all, share their mean probabilities) or each (link every one "
+        "alone); default: the checkpoint's config.repeated_names, else first",
+    )
+
+
 def check_backend_installed(args: argparse.Namespace) -> None:
     """Refuse `--backend onnx` in one line before anything is loaded when onnxruntime or the exporter is missing."""
     if getattr(args, "backend", "torch") == "onnx":
