@@ -3,13 +3,16 @@
 The examples are built once (as `bel eval` builds them: abbreviations expanded, typed candidates when the retriever
 has KB categories, the confidence cascade on); then each mode scores them, the modes interleaved `--repeats` times,
 and the median seconds of each are reported with the ratio to `each` (the reranker reading every mention in its own
-sentence). `reranked` counts the mentions the reranker reads, `repeats` the mentions that share a link with an
-earlier one of their document.
+sentence). `mentions_left_to_the_reranker` counts the mentions the cascade leaves to the reranker,
+`repeats_among_them` those that repeat an earlier one of their document. `gold` counts, in the split's annotations,
+the mentions with an id, those that repeat an earlier mention text of their document (case and spacing ignored) and
+those repeats whose gold ids differ from the first occurrence's; `--gold-only` reports just that, without a model.
 
 Example::
 
     python eval/repeated_names.py runs/ncbi-domain-aligned-hybrid/best --dataset ncbi-disease --split test \
         --output eval/runs/repeated-names/ncbi-test.json
+    python eval/repeated_names.py --gold-only --dataset bc5cdr-chemical --split train
 """
 
 from __future__ import annotations
@@ -22,11 +25,29 @@ from pathlib import Path
 import torch
 
 from bel.commands import options, write_json_result
-from bel.consistency_bel import REPEATED_NAMES_MODES, repeat_groups
+from bel.consistency_bel import REPEATED_NAMES_MODES, repeat_groups, repeat_key
 from bel.evaluation import example_metrics, score_examples
 from bel.examples import build_examples, load_documents, load_knowledge_base, mention_types
 from bel.inputs_bel import retrieval_queries
 from bel.saving import load_components
+
+
+def gold_repeats(documents) -> dict:
+    """Mentions with an id, the repeats of an earlier mention text of their document, and repeats with other ids."""
+    mentions = repeats = other_ids = 0
+    for document in documents:
+        first: dict[str, set] = {}
+        for mention in sorted(document.mentions, key=lambda m: (m.start, m.end)):
+            if not mention.ids:
+                continue
+            mentions += 1
+            key = repeat_key(mention.text)
+            if key in first:
+                repeats += 1
+                other_ids += first[key] != set(mention.ids)
+            else:
+                first[key] = set(mention.ids)
+    return {"mentions_with_ids": mentions, "repeats": repeats, "repeats_with_other_ids": other_ids}
 
 
 def repeat_counts(examples) -> dict:
@@ -72,6 +93,7 @@ def measure(checkpoint: str, dataset: str, split: str, repeats: int, data_dir: s
         "type_filter": typed,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
+        "gold": gold_repeats(documents),
         **repeat_counts(examples),
         "modes": metrics,
     }
@@ -79,14 +101,21 @@ def measure(checkpoint: str, dataset: str, split: str, repeats: int, data_dir: s
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a saved linker directory")
+    parser.add_argument("checkpoint", nargs="?", help="a saved linker directory (not with --gold-only)")
+    parser.add_argument("--gold-only", action="store_true", help="count the gold repeats only (no model)")
     options.add_data_arguments(parser, files=False)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per mode, interleaved (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--output", type=Path, help="JSON file for the figures (default: print them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = measure(args.checkpoint, args.dataset, args.split, args.repeats, args.data_dir)
+    if args.gold_only:
+        documents = load_documents(args.dataset, args.split, args.data_dir)
+        result = {"dataset": args.dataset, "split": args.split, "gold": gold_repeats(documents)}
+    elif args.checkpoint:
+        result = measure(args.checkpoint, args.dataset, args.split, args.repeats, args.data_dir)
+    else:
+        parser.error("pass a checkpoint, or --gold-only")
     write_json_result(result, args.output)
     return result
 
