@@ -13,6 +13,7 @@ import pytest
 
 from bel import EntityLinkingPipeline
 from bel.data.pubtator import read_pubtator
+from bel.evaluation import reranker_selection
 from bel.examples import build_examples, build_retriever, only_mentions
 from bel.inputs_bel import candidate_text, retrieval_queries
 from bel.kb import KnowledgeBase
@@ -23,7 +24,15 @@ from .helpers import FIXTURES, real_data_dir, tiny_model
 LINKING_FIELDS = ("text", "mentions", "sentences", "passages", "candidates", "candidate_scores")
 
 
-def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_size: int = 4, cascade: bool = False):
+def pipeline_inputs(
+    tokenizer,
+    retriever,
+    documents,
+    num_candidates: int,
+    batch_size: int = 4,
+    cascade: bool = False,
+    repeated_names="each",
+):
     """The queries the pipeline searched and the LinkingInput it scored per document text."""
     model = tiny_model(tokenizer, num_candidates=num_candidates)
     linker = EntityLinkingPipeline(model=model, tokenizer=tokenizer, retriever=retriever, task="entity-linking")
@@ -41,24 +50,29 @@ def pipeline_inputs(tokenizer, retriever, documents, num_candidates: int, batch_
     retriever.search, model.score = record_search, record_score
     try:
         items = [pipeline_input(doc, detect=False) for doc in documents]
-        outputs = linker(items, batch_size=batch_size, cascade=cascade)
+        outputs = linker(items, batch_size=batch_size, cascade=cascade, repeated_names=repeated_names)
     finally:
         del retriever.search
     assert [len(out) for out in outputs] == [len(doc.mentions) for doc in documents]
     return searched, scored
 
 
-def assert_same_inputs(tokenizer, kb, documents, retriever, num_candidates: int, cascade: bool = False) -> int:
-    """With `cascade`, the pipeline's input must be the evaluation's with the retriever-decided mentions left out."""
+def assert_same_inputs(
+    tokenizer, kb, documents, retriever, num_candidates: int, cascade: bool = False, repeated_names: str = "each"
+) -> int:
+    """With `cascade`, the pipeline's input must be the evaluation's with the retriever-decided mentions left out;
+    with `repeated_names="first"`, also without the repeats of a document's names (`reranker_selection`)."""
     examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)
     expected_queries = {
         query for doc in documents for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions])
     }
-    searched, scored = pipeline_inputs(tokenizer, retriever, documents, num_candidates, cascade=cascade)
+    searched, scored = pipeline_inputs(
+        tokenizer, retriever, documents, num_candidates, cascade=cascade, repeated_names=repeated_names
+    )
     assert set(searched) == expected_queries
     compared = 0
     for example in examples:
-        kept = [m for m, done in enumerate(example.retriever_decided) if not (cascade and done)]
+        _, kept = reranker_selection(example, cascade, repeated_names)
         expected = only_mentions(example.input, kept)
         if not any(expected.candidates):
             assert example.input.text not in scored
@@ -92,6 +106,16 @@ def test_fixture_documents_get_identical_inputs_with_the_cascade(bert_tokenizer)
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4, cascade=True) >= 1
 
 
+def test_fixture_documents_get_identical_inputs_with_each_name_reranked_once(bert_tokenizer):
+    kb = KnowledgeBase.load(FIXTURES / "bel_mini_medic.txt")
+    documents = read_pubtator(FIXTURES / "bel_mini_ncbi.pubtator")
+    retriever = build_retriever(kb, documents)
+    examples = build_examples(documents, retriever, 4, kb=kb, retrieve_k=64)
+    repeats = sum(len(e.candidate_ids) - len(reranker_selection(e, False, "first")[1]) for e in examples)
+    assert repeats >= 1  # the fixture repeats a name, so "first" leaves something out
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4, repeated_names="first") >= 2
+
+
 @pytest.mark.data
 def test_ncbi_test_split_gets_identical_inputs(bert_tokenizer, real_data):
     """The sentence-skew check of issue 11 on every NCBI Disease test document (skips without the corpora)."""
@@ -102,6 +126,10 @@ def test_ncbi_test_split_gets_identical_inputs(bert_tokenizer, real_data):
     documents = load_corpus("ncbi-disease", "test", real_data)
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=16) == 100
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=16, cascade=True) >= 50
+    first = assert_same_inputs(
+        bert_tokenizer, kb, documents, retriever, num_candidates=16, cascade=True, repeated_names="first"
+    )
+    assert first >= 50
 
 
 @pytest.fixture

@@ -143,14 +143,8 @@ def score_examples(
     ``timings`` accumulates the packing and forward seconds (see ``model.score``).
     """
     options = {"mode": mode, "template": template, "max_tokens": max_tokens, "timings": timings}
-    groups, kept = [], []
-    for example in examples:
-        decided = example.retriever_decided if cascade else []
-        decided = decided or [False] * len(example.candidate_ids)
-        queries = retrieval_queries(example.input.text, example.input.mentions)
-        ids = [[] if done else row for row, done in zip(example.candidate_ids, decided, strict=True)]
-        groups.append(repeat_groups(queries, ids))
-        kept.append(reranked_mentions(groups[-1], [not done for done in decided], repeated_names))
+    selected = [reranker_selection(example, cascade, repeated_names) for example in examples]
+    groups, kept = [groups for groups, _ in selected], [keep for _, keep in selected]
     scored = [d for d, keep in enumerate(kept) if keep]
     inputs = [
         examples[d].input
@@ -169,6 +163,16 @@ def score_examples(
             if doc[m] is None:
                 doc[m] = [-float(c) for c in range(len(ids))]
     return scores
+
+
+def reranker_selection(example, cascade: bool, repeated_names: str) -> tuple[list[int], list[int]]:
+    """``(groups, kept)`` of one example: its repeat groups (``bel.consistency_bel.repeat_groups``; a mention the
+    cascade decides is its own group) and the mentions the reranker reads, as the pipeline selects them."""
+    decided = (example.retriever_decided if cascade else []) or [False] * len(example.candidate_ids)
+    queries = retrieval_queries(example.input.text, example.input.mentions)
+    ids = [[] if done else row for row, done in zip(example.candidate_ids, decided, strict=True)]
+    groups = repeat_groups(queries, ids)
+    return groups, reranked_mentions(groups, [not done for done in decided], repeated_names)
 
 
 def cascade_metrics(examples, scores: list[list[list[float]]], enabled: bool) -> dict:
