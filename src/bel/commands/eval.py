@@ -7,7 +7,8 @@ confidence cascade ran), `end_to_end_seconds` and `documents_per_second`.
 
 `--backend torch|int8|onnx` runs the reranker (and the end-to-end pipeline) on that backend, named by the key
 `backend`; `--no-cascade` reranks every mention (the key `cascade` of `bel.evaluation.evaluate_reranker` says whether
-the cascade ran, `cascade.enabled`, and what it decided).
+the cascade ran, `cascade.enabled`, and what it decided). `--repeated-names first|pool|each` sets what the reranker does
+with a document's repeated names (`bel.consistency_bel`; default: the checkpoint's), named by the key `repeated_names`.
 
 The JSON also names what was read: `corpus_files` (absolute paths), `kb_file`, `alias_corpus_files` (training corpora
 whose mentions became retriever aliases) and `retriever`: `checkpoint` (the MODEL's own, when it indexes the KB
