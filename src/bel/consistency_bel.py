@@ -81,8 +81,10 @@ def reranked_mentions(groups: Sequence[int], scored: Sequence[bool], repeated_na
     """The mentions to send to the reranker: those `scored` (not decided by the retriever), and with `"first"` only
     the first of each group.
 
-    >>> reranked_mentions([0, 1, 0, 1], [True, False, True, False], "first"), reranked_mentions([0, 0], [True, True], "pool")
-    ([0], [0, 1])
+    >>> reranked_mentions([0, 1, 0, 1], [True, False, True, False], "first")
+    [0]
+    >>> reranked_mentions([0, 0], [True, True], "pool")
+    [0, 1]
     """
     return [m for m, wanted in enumerate(scored) if wanted and (repeated_names != "first" or groups[m] == m)]
 

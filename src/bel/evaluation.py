@@ -137,9 +137,9 @@ def score_examples(
 
     With ``cascade``, mentions the retriever decides (``example.retriever_decided``) are left out of the reranker's
     input, as the pipeline leaves them out, and score their candidates in the retriever's order (0, -1, -2, ...).
-    ``repeated_names`` treats a document's mentions that repeat a name (same abbreviation-expanded query, same candidates)
-    as the pipeline does (``bel.consistency_bel``): ``"first"`` reranks the first and copies its scores, ``"pool"``
-    gives all the pooled log-probabilities, ``"each"`` scores every mention alone.
+    ``repeated_names`` treats a document's mentions that repeat a name (same abbreviation-expanded query, same
+    candidates) as the pipeline does (``bel.consistency_bel``): ``"first"`` reranks the first and copies its scores,
+    ``"pool"`` gives all the pooled log-probabilities, ``"each"`` scores every mention alone.
     ``timings`` accumulates the packing and forward seconds (see ``model.score``).
     """
     options = {"mode": mode, "template": template, "max_tokens": max_tokens, "timings": timings}

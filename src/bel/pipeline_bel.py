@@ -11,9 +11,9 @@ Confidence cascade (on unless `config.cascade` is False or the `cascade` paramet
 exactly matches the names of one KB entity and of no other ([`retriever_decides`]) is linked by the retriever, without
 reranking; its `decided_by` is `"retriever"`, and its scores are 1 for that entity and 0 for the other candidates.
 
-Repeated names (`repeated_names`, default `"first"`): the mentions of one document with the same query (case and spacing
-ignored) and the same candidates are reranked once, in the first one's sentence, and all take its link and scores
-(`consistency_bel`); `"each"` reranks every one in its own sentence.
+Repeated names (`repeated_names`, default `"first"`): the mentions of one document with the same query (case and
+spacing ignored) and the same candidates are reranked once, in the first one's sentence, and all take its link and
+scores (`consistency_bel`); `"each"` reranks every one in its own sentence.
 
 Scores of reranked mentions are softmax probabilities over one mention's retrieved candidates (they sum to 1 per mention), rounded to 6
 decimals so that outputs are byte-stable. A mention is NIL (`entity_id` and `entity_name` None, plus `nil_reason`) when
@@ -88,10 +88,10 @@ class EntityLinkingPipeline(Pipeline):
     `deterministic` (a bool, default False: batch-independent scoring, see above), `cascade` (a bool, default
     `config.cascade`: link unique exact matches without reranking), `type_filter` (a bool, default
     `config.type_filter`, else True: a mention with a type, detected or given, gets candidates of its type's KB branch
-    only, when the retriever has entity categories; see `retrieval_bel`), `repeated_names` (`"first"`, `"pool"` or `"each"`,
-    default `config.repeated_names`, else `"first"`: mentions of one document that repeat a name, with the same query and
-    candidates, are reranked once and share the first one's link, are all reranked and share their pooled
-    probabilities, or are each linked on their own; see `consistency_bel`). At construction only: `backend`
+    only, when the retriever has entity categories; see `retrieval_bel`), `repeated_names` (`"first"`, `"pool"` or
+    `"each"`, default `config.repeated_names`, else `"first"`: mentions of one document that repeat a name, with the
+    same query and candidates, are reranked once and share the first one's link, are all reranked and share their
+    pooled probabilities, or are each linked on their own; see `consistency_bel`). At construction only: `backend`
     (`"torch"`, the default, or `"int8"`: dynamic int8 linear layers in the encoders of the reranker and the detector;
     `"onnx"` once `bel.onnx_backend` is imported, which `bel.load_linker(..., backend="onnx")` does).
 
@@ -201,8 +201,8 @@ class EntityLinkingPipeline(Pipeline):
         if kwargs:
             raise ValueError(
                 f"EntityLinkingPipeline got unknown parameters {sorted(kwargs)}; known: top_k, num_candidates, mode, "
-                "nil_threshold, detector, batch_size, errors, deterministic, cascade, type_filter, repeated_names (backend: "
-                "at construction)."
+                "nil_threshold, detector, batch_size, errors, deterministic, cascade, type_filter, repeated_names "
+                "(backend: at construction)."
             )
         pre, forward, post = {}, {}, {}
         if errors is not None:
