@@ -69,7 +69,7 @@ def pool_repeats(scores: Sequence[Sequence[float] | None], groups: Sequence[int]
     for group_members in members.values():
         if len(group_members) < 2:
             continue
-        probabilities = [_softmax(scores[m]) for m in group_members]
+        probabilities = [softmax(scores[m]) for m in group_members]
         mean = [sum(column) / len(probabilities) for column in zip(*probabilities, strict=True)]
         logs = [math.log(max(p, _FLOOR)) for p in mean]
         for m in group_members:
@@ -107,7 +107,14 @@ def share_repeats(scores: Sequence[Sequence[float] | None], groups: Sequence[int
     return shared
 
 
-def _softmax(logits: Sequence[float]) -> list[float]:
+def softmax(logits: Sequence[float]) -> list[float]:
+    """Probabilities of `logits` (`[]` for none), computed stably.
+
+    >>> softmax([0.0, 0.0]), softmax([])
+    ([0.5, 0.5], [])
+    """
+    if not logits:
+        return []
     peak = max(logits)
     exps = [math.exp(x - peak) for x in logits]
     total = sum(exps)
@@ -130,4 +137,5 @@ __all__ = [
     "repeat_key",
     "reranked_mentions",
     "share_repeats",
+    "softmax",
 ]

@@ -29,7 +29,6 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
 
 from transformers import Pipeline
 
@@ -41,6 +40,7 @@ from .consistency_bel import (
     repeat_groups,
     reranked_mentions,
     share_repeats,
+    softmax,
 )
 from .detection_bel import MentionDetector, find_detector_files
 from .inputs_bel import build_linking_input, retrieval_queries, retrieve, retriever_decides
@@ -438,7 +438,7 @@ class _StageTimer:
 def _mention_result(text, span, kind, retrieved, logits, decided, top_k, threshold) -> dict:
     """One mention's output dict: reranked (softmax over `logits`) or decided by the retriever (one-hot on its top)."""
     start, end = span
-    probabilities = [float(c == 0) for c in range(len(retrieved))] if decided else _softmax(logits)
+    probabilities = [float(c == 0) for c in range(len(retrieved))] if decided else softmax(logits)
     order = sorted(range(len(retrieved)), key=lambda c: (-round(probabilities[c], 6), c))[: max(0, top_k)]
     candidates = [
         {"id": retrieved[c].entity_id, "name": retrieved[c].preferred_name, "score": round(probabilities[c], 6)}
@@ -464,15 +464,6 @@ def _mention_result(text, span, kind, retrieved, logits, decided, top_k, thresho
         result["entity_id"] = retrieved[best].entity_id
         result["entity_name"] = retrieved[best].preferred_name
     return result
-
-
-def _softmax(logits: Sequence[float]) -> list[float]:
-    if not logits:
-        return []
-    peak = max(logits)
-    exps = [math.exp(x - peak) for x in logits]
-    total = sum(exps)
-    return [x / total for x in exps]
 
 
 def _where(index: int | None) -> str:
