@@ -1,9 +1,11 @@
 """Strict mention-detection F1 of a trained detector under each decoding step, from one forward pass.
 
 The detector runs once on the split (``MentionDetector.word_log_probs``); its word label log-probabilities are then
-decoded four ways, each adding one step of ``MentionDetector.decode``: ``argmax`` (each word's best label, an ``I-``
+decoded five ways, each adding one step of ``MentionDetector.decode``: ``argmax`` (each word's best label, an ``I-``
 after ``O`` opening an entity: the decoding before issue 12's second round), ``viterbi`` (the best valid BIO sequence),
-``+trim`` (edges no mention has removed), ``+merge`` (touching entities of one type joined: the default).
+``+trim`` (edges no mention has removed), ``+merge`` (touching entities of one type joined), ``+propagate`` (the
+occurrences of each detected name vote, and the majority tags all of them or none: the default). More rows vary the
+last step: the share of votes that tags a name (0: only add), without short forms, names of 4 characters or more.
 
 Example::
 
@@ -22,13 +24,22 @@ import torch
 from bel.commands import write_json_result
 from bel.data.datasets import DATASETS, load_corpus
 from bel.detection_bel import MentionDetector
-from bel.detector_training import decoded_scores, gold_entities
+from bel.detector_training import decoded_scores, gold_entities, strict_scores
+from bel.propagation_bel import propagate_names
 
-VARIANTS = {  # (decoding, trim, merge): each adds one step of MentionDetector.decode
-    "argmax": ("argmax", False, False),
-    "viterbi": ("viterbi", False, False),
-    "viterbi+trim": ("viterbi", True, False),
-    "viterbi+trim+merge": ("viterbi", True, True),
+VARIANTS = {  # (decoding, trim, merge, propagate): each adds one step of MentionDetector.decode
+    "argmax": ("argmax", False, False, False),
+    "viterbi": ("viterbi", False, False, False),
+    "viterbi+trim": ("viterbi", True, False, False),
+    "viterbi+trim+merge": ("viterbi", True, True, False),
+    "viterbi+trim+merge+propagate": ("viterbi", True, True, True),
+}
+PROPAGATION_VARIANTS = {  # propagate_names options applied to the "viterbi+trim+merge" entities
+    "+propagate, add only (min_share 0)": {"min_share": 0.0},
+    "+propagate, min_share 1/3": {"min_share": 1 / 3},
+    "+propagate, min_share 2/3": {"min_share": 2 / 3},
+    "+propagate, no short forms": {"abbreviations": False},
+    "+propagate, names >= 4 characters": {"min_length": 4},
 }
 
 
@@ -60,15 +71,25 @@ def main(argv: list[str] | None = None) -> dict:
     scored = detector.word_log_probs(inputs)
     result = {"detector": args.detector, "dataset": args.dataset, "split": args.split, "documents": len(documents)}
     result["forward_seconds"] = time.perf_counter() - started
-    for variant, (detector.decoding, detector.trim, detector.merge) in VARIANTS.items():
+    for variant, (detector.decoding, detector.trim, detector.merge, detector.propagate) in VARIANTS.items():
         result[variant] = decoded_scores(detector, documents, scored, gold)
-    return report(result, list(VARIANTS), args.output)
+    detector.decoding, detector.trim, detector.merge, detector.propagate = VARIANTS["viterbi+trim+merge"]
+    merged = [detector.decode(d.text, passages) for d, passages in zip(documents, scored, strict=True)]
+    for variant, options in PROPAGATION_VARIANTS.items():
+        predicted = [
+            propagate_names(d.text, found, [(p.offset, p.end) for p in d.passages], **options)
+            for d, found in zip(documents, merged, strict=True)
+        ]
+        result[variant] = strict_scores(gold, predicted) | {
+            kind: strict_scores(gold, predicted, kind)["f1"] for kind in detector.types
+        }
+    return report(result, [*VARIANTS, *PROPAGATION_VARIANTS], args.output)
 
 
 def report(result: dict, names: list[str], output: Path | None) -> dict:
     """Print the scores of `result[name]` for each of `names`, and write `result` to `output` when given."""
     for name in names:
-        print(f"{name:20s} " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
+        print(f"{name:36s} " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
     if output:
         write_json_result(result, output)  # with the run's manifest
     return result

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from .matching_bel import MentionMatcher
+from .propagation_bel import propagate_names
 
 Span = tuple[int, int]
 Entity = tuple[int, int, str]
@@ -306,6 +307,9 @@ class MentionDetector:
             have been trained so (default: the config's `bel_case_types`, else False).
         merge (`bool`, *optional*): join entities of one type with only whitespace between them (default: the
             config's `bel_merge`, else True).
+        propagate (`bool`, *optional*): also tag every other occurrence in the document of a detected name, and the
+            short form it defines for one (`propagation_bel.propagate_names`; default: the config's
+            `bel_propagate`, else True).
         dictionary (`dict[str, list[str]]`, *optional*): entity type -> KB names whose matches reach the model as token
             type ids (`dictionary_tags`, combined with the letter case when `case_types`); the model must have been
             trained with the same dictionary (`bel train --detector-dictionary`). Saved as `dictionary.json`.
@@ -331,6 +335,7 @@ class MentionDetector:
         merge: bool | None = None,
         case_types: bool | None = None,
         dictionary: dict[str, Sequence[str]] | None = None,
+        propagate: bool | None = None,
     ) -> None:
         self.model, self.tokenizer, self.batch_size, self.max_tokens = model.eval(), tokenizer, batch_size, max_tokens
         config = model.config
@@ -340,6 +345,7 @@ class MentionDetector:
         if self.decoding not in ("viterbi", "argmax"):
             raise ValueError(f"decoding must be 'viterbi' or 'argmax', got {self.decoding!r}.")
         self.merge = merge if merge is not None else getattr(config, "bel_merge", True)
+        self.propagate = propagate if propagate is not None else getattr(config, "bel_propagate", True)
         self.case_types = case_types if case_types is not None else getattr(config, "bel_case_types", False)
         self.dictionary = {kind: sorted(set(names)) for kind, names in (dictionary or {}).items()}
         self._matchers: list[MentionMatcher] | None = None
@@ -350,7 +356,7 @@ class MentionDetector:
                 "options (`bel train --stage detector --detector-case-types / --detector-dictionary`)."
             )
         config.bel_max_length, config.bel_overlap = self.max_length, self.overlap
-        config.bel_decoding, config.bel_merge = self.decoding, self.merge
+        config.bel_decoding, config.bel_merge, config.bel_propagate = self.decoding, self.merge, self.propagate
         config.bel_case_types = self.case_types
         config.bel_dictionary = sorted(self.dictionary)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
@@ -399,6 +405,8 @@ class MentionDetector:
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         path = Path(directory)
+        config = self.model.config  # the decoding as set now, not as it was at construction
+        config.bel_decoding, config.bel_merge, config.bel_propagate = self.decoding, self.merge, self.propagate
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         if self.dictionary:
@@ -457,8 +465,8 @@ class MentionDetector:
 
     def decode(self, text: str, passages: Sequence[tuple[list[Span], torch.Tensor]]) -> list[Entity]:
         """Entities of one document from the word log-probabilities of its passages (see `word_log_probs`): BIO
-        decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed (`trim`) and (`merge`) touching
-        entities of one type joined."""
+        decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed (`trim`), (`merge`) touching
+        entities of one type joined and (`propagate`) the document's other occurrences of their names added."""
         entities: list[Entity] = []
         for words, log_probs in passages:
             if self.decoding == "viterbi":
@@ -469,6 +477,8 @@ class MentionDetector:
             if self.trim:
                 found = [(s, e, k) for (s, e), k in ((trim_entity(text, a, b), k) for a, b, k in found) if e > s]
             entities.extend(merge_adjacent(text, found) if self.merge else found)
+        if self.propagate:
+            return propagate_names(text, entities, [(words[0][0], words[-1][1]) for words, _ in passages if words])
         return sorted(set(entities))
 
     @torch.no_grad()
