@@ -29,6 +29,7 @@ EXPECTED_FILES = CHECKPOINT_FILES | {
     "sentences_bel.py",
     "detection_bel.py",
     "backends_bel.py",
+    "propagation_bel.py",
     "retriever/retriever_config.json",
     "retriever/retriever_names.json",
     "retriever/retriever_vocab.json",

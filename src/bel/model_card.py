@@ -198,6 +198,8 @@ def detector_section(detector) -> str:
     steps = ["Viterbi over BIO" if detector.decoding == "viterbi" else "per-word argmax", "edges trimmed"]
     if detector.merge:
         steps.append("touching entities of one type merged")
+    if getattr(detector, "propagate", False):
+        steps.append("one decision per repeated name (its occurrences vote)")
     lines = [
         DETECTOR_SECTION[0],
         "## Mention detector",
