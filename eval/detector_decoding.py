@@ -4,8 +4,9 @@ The detector runs once on the split (``MentionDetector.word_log_probs``); its wo
 decoded five ways, each adding one step of ``MentionDetector.decode``: ``argmax`` (each word's best label, an ``I-``
 after ``O`` opening an entity: the decoding before issue 12's second round), ``viterbi`` (the best valid BIO sequence),
 ``+trim`` (edges no mention has removed), ``+merge`` (touching entities of one type joined), ``+propagate`` (the
-occurrences of each detected name vote, and the majority tags all of them or none: the default). More rows vary the
-last step: the share of votes that tags a name (0: only add), without short forms, names of 4 characters or more.
+occurrences of each detected name vote; two thirds of yes tag all of them, fewer none: the default). More rows vary
+the last step: the share of yes votes that tags a name (0: only add; 1: every occurrence or none), without short forms,
+names of 4 characters or more.
 
 Example::
 
@@ -37,7 +38,10 @@ VARIANTS = {  # (decoding, trim, merge, propagate): each adds one step of Mentio
 PROPAGATION_VARIANTS = {  # propagate_names options applied to the "viterbi+trim+merge" entities
     "+propagate, add only (min_share 0)": {"min_share": 0.0},
     "+propagate, min_share 1/3": {"min_share": 1 / 3},
+    "+propagate, min_share 1/2": {"min_share": 1 / 2},
     "+propagate, min_share 2/3": {"min_share": 2 / 3},
+    "+propagate, min_share 3/4": {"min_share": 3 / 4},
+    "+propagate, min_share 1 (every occurrence or none)": {"min_share": 1.0},
     "+propagate, no short forms": {"abbreviations": False},
     "+propagate, names >= 4 characters": {"min_length": 4},
 }
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
 def report(result: dict, names: list[str], output: Path | None) -> dict:
     """Print the scores of `result[name]` for each of `names`, and write `result` to `output` when given."""
     for name in names:
-        print(f"{name:36s} " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
+        print(f"{name:52s} " + " ".join(f"{k} {v:.4f}" for k, v in result[name].items() if isinstance(v, float)))
     if output:
         write_json_result(result, output)  # with the run's manifest
     return result
