@@ -307,9 +307,9 @@ class MentionDetector:
             have been trained so (default: the config's `bel_case_types`, else False).
         merge (`bool`, *optional*): join entities of one type with only whitespace between them (default: the
             config's `bel_merge`, else True).
-        propagate (`bool`, *optional*): also tag every other occurrence in the document of a detected name, and the
-            short form it defines for one (`propagation_bel.propagate_names`; default: the config's
-            `bel_propagate`, else True).
+        propagate (`bool`, *optional*): one decision per detected name of a document: its occurrences (and the short
+            form the document defines for it) are all tagged when two thirds of them are, else none is
+            (`propagation_bel.propagate_names`; default: the config's `bel_propagate`, else True).
         dictionary (`dict[str, list[str]]`, *optional*): entity type -> KB names whose matches reach the model as token
             type ids (`dictionary_tags`, combined with the letter case when `case_types`); the model must have been
             trained with the same dictionary (`bel train --detector-dictionary`). Saved as `dictionary.json`.
@@ -466,7 +466,7 @@ class MentionDetector:
     def decode(self, text: str, passages: Sequence[tuple[list[Span], torch.Tensor]]) -> list[Entity]:
         """Entities of one document from the word log-probabilities of its passages (see `word_log_probs`): BIO
         decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed (`trim`), (`merge`) touching
-        entities of one type joined and (`propagate`) the document's other occurrences of their names added."""
+        entities of one type joined and (`propagate`) each name tagged at all its occurrences or at none (two thirds decide)."""
         entities: list[Entity] = []
         for words, log_probs in passages:
             if self.decoding == "viterbi":
