@@ -466,7 +466,8 @@ class MentionDetector:
     def decode(self, text: str, passages: Sequence[tuple[list[Span], torch.Tensor]]) -> list[Entity]:
         """Entities of one document from the word log-probabilities of its passages (see `word_log_probs`): BIO
         decoding (`decoding`: "viterbi" or "argmax"), edges no mention has trimmed (`trim`), (`merge`) touching
-        entities of one type joined and (`propagate`) each name tagged at all its occurrences or at none (two thirds decide)."""
+        entities of one type joined and (`propagate`) each name tagged at all its occurrences or at none (two thirds
+        decide)."""
         entities: list[Entity] = []
         for words, log_probs in passages:
             if self.decoding == "viterbi":
