@@ -198,7 +198,7 @@ def detector_section(detector) -> str:
     steps = ["Viterbi over BIO" if detector.decoding == "viterbi" else "per-word argmax", "edges trimmed"]
     if detector.merge:
         steps.append("touching entities of one type merged")
-    if getattr(detector, "propagate", False):
+    if detector.propagate:
         steps.append("one decision per repeated name (its occurrences vote)")
     lines = [
         DETECTOR_SECTION[0],
