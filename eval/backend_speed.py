@@ -110,7 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     retriever = retriever_for_kb(args.checkpoint, kb, retriever=retriever)
     documents = load_documents(args.dataset, args.split, args.data_dir)[: args.documents]
     num_candidates = models["torch"].config.num_candidates
-    examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)  # as `bel eval` builds them
+    examples = build_examples(  # as `bel eval` builds them
+        documents,
+        retriever,
+        num_candidates,
+        kb=kb,
+        retrieve_k=64,
+        namespaces=models["torch"].config.candidate_namespace,
+    )
     result = {
         "settings": {
             "checkpoint": args.checkpoint,

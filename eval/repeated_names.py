@@ -70,7 +70,15 @@ def measure(checkpoint: str, dataset: str, split: str, repeats: int, data_dir: s
     documents = load_documents(dataset, split, data_dir)
     typed = bool(retriever.entity_categories and retriever.type_categories)
     types = mention_types(documents, dataset) if typed else None
-    examples = build_examples(documents, retriever, model.config.num_candidates, kb=kb, retrieve_k=64, types=types)
+    examples = build_examples(
+        documents,
+        retriever,
+        model.config.num_candidates,
+        kb=kb,
+        retrieve_k=64,
+        types=types,
+        namespaces=model.config.candidate_namespace,
+    )
     seconds = {mode: [] for mode in REPEATED_NAMES_MODES}
     metrics = {}
     for _ in range(repeats):

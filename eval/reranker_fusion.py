@@ -34,7 +34,14 @@ def reranked_rows(
     kb = load_knowledge_base(dataset, data_dir)
     model, tokenizer, retriever = load_components(checkpoint)
     documents = load_documents(dataset, split, data_dir)
-    examples = build_examples(documents, retriever, model.config.num_candidates, kb=kb, retrieve_k=64)
+    examples = build_examples(
+        documents,
+        retriever,
+        model.config.num_candidates,
+        kb=kb,
+        retrieve_k=64,
+        namespaces=model.config.candidate_namespace,
+    )
     if model.retrieval_weight is not None:
         model.retrieval_weight.data.fill_(0.0)
     cross = score_examples(model, tokenizer, examples, cascade=True)

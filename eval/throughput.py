@@ -139,7 +139,9 @@ def main() -> None:
     model.eval().to(args.device)
     kb = load_knowledge_base(args.dataset, args.data_dir)
     docs = load_documents(args.dataset, args.split, args.data_dir)[: args.max_documents]
-    examples = build_examples(docs, retriever, model.config.num_candidates, kb=kb, retrieve_k=64)
+    examples = build_examples(
+        docs, retriever, model.config.num_candidates, kb=kb, retrieve_k=64, namespaces=model.config.candidate_namespace
+    )
     backends = args.backends.split(",") if args.device == "cpu" else ["fp32"]  # int8 and ONNX run on the CPU
     with_onnx = "onnx" in backends and importlib.util.find_spec("onnxruntime") is not None
     backends = [b for b in backends if b != "onnx" or with_onnx]

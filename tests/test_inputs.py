@@ -15,7 +15,7 @@ from bel import EntityLinkingPipeline
 from bel.data.pubtator import read_pubtator
 from bel.evaluation import reranker_selection
 from bel.examples import build_examples, build_retriever, only_mentions
-from bel.inputs_bel import candidate_text, retrieval_queries
+from bel.inputs_bel import candidate_text, id_namespace, retrieval_queries
 from bel.kb import KnowledgeBase
 from bel.linking import pipeline_input
 
@@ -32,9 +32,11 @@ def pipeline_inputs(
     batch_size: int = 4,
     cascade: bool = False,
     repeated_names="each",
+    namespaces: bool = False,
 ):
     """The queries the pipeline searched and the LinkingInput it scored per document text."""
     model = tiny_model(tokenizer, num_candidates=num_candidates)
+    model.config.candidate_namespace = namespaces
     linker = EntityLinkingPipeline(model=model, tokenizer=tokenizer, retriever=retriever, task="entity-linking")
     searched, scored = [], {}
     search = retriever.search
@@ -58,16 +60,29 @@ def pipeline_inputs(
 
 
 def assert_same_inputs(
-    tokenizer, kb, documents, retriever, num_candidates: int, cascade: bool = False, repeated_names: str = "each"
+    tokenizer,
+    kb,
+    documents,
+    retriever,
+    num_candidates: int,
+    cascade: bool = False,
+    repeated_names: str = "each",
+    namespaces: bool = False,
 ) -> int:
     """With `cascade`, the pipeline's input must be the evaluation's with the retriever-decided mentions left out;
     with `repeated_names="first"`, also without the repeats of a document's names (`reranker_selection`)."""
-    examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64)
+    examples = build_examples(documents, retriever, num_candidates, kb=kb, retrieve_k=64, namespaces=namespaces)
     expected_queries = {
         query for doc in documents for query in retrieval_queries(doc.text, [(m.start, m.end) for m in doc.mentions])
     }
     searched, scored = pipeline_inputs(
-        tokenizer, retriever, documents, num_candidates, cascade=cascade, repeated_names=repeated_names
+        tokenizer,
+        retriever,
+        documents,
+        num_candidates,
+        cascade=cascade,
+        repeated_names=repeated_names,
+        namespaces=namespaces,
     )
     assert set(searched) == expected_queries
     compared = 0
@@ -90,6 +105,31 @@ def test_candidate_text_shows_the_matched_name_and_the_preferred_one():
     assert candidate_text("breast cancer", "Breast Neoplasms") == "breast cancer (Breast Neoplasms)"
     assert candidate_text("Fever", "fever") == "Fever"
     assert candidate_text("rash", "") == "rash"
+
+
+def test_candidate_text_can_lead_with_the_id_namespace():
+    assert candidate_text("C9 deficiency", "C9 Deficiency", "OMIM:613825") == "OMIM: C9 deficiency"
+    assert (
+        candidate_text("breast cancer", "Breast Neoplasms", "MESH:D001943")
+        == "MESH:D: breast cancer (Breast Neoplasms)"
+    )
+    assert [id_namespace(i) for i in ("MESH:C565165", "D003920", "HP:0001250", "DOID_1612", "custom")] == [
+        "MESH:C",
+        "D",
+        "HP",
+        "DOID",
+        "custom",
+    ]
+
+
+def test_namespaced_candidates_reach_the_pipeline_as_in_training(bert_tokenizer):
+    kb = KnowledgeBase.load(FIXTURES / "bel_mini_medic.txt")
+    documents = read_pubtator(FIXTURES / "bel_mini_ncbi.pubtator")
+    retriever = build_retriever(kb, documents)
+    examples = build_examples(documents, retriever, 4, kb=kb, namespaces=True)
+    shown = [text for e in examples for row in e.input.candidates for text in row]
+    assert shown and all(text.split(": ", 1)[0] in {"MESH:D", "MESH:C", "OMIM"} for text in shown)
+    assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4, namespaces=True) >= 2
 
 
 def test_fixture_documents_get_identical_inputs(bert_tokenizer):

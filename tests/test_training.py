@@ -269,3 +269,14 @@ def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
         train(
             TrainConfig(output_dir=str(tmp_path / "d"), init_from=str(first), **{**common, "use_retrieval_score": True})
         )
+
+
+def test_candidate_namespace_is_saved_with_the_model(encoder_dir, tmp_path):
+    from bel.saving import load_components
+    from bel.training import TrainConfig, train
+
+    config = _in_process(encoder_dir, output_dir=str(tmp_path / "run"), mode="sentence", epochs=1)
+    best = train(TrainConfig(**config, candidate_namespace=True))
+    assert json.loads((best / "config.json").read_text())["candidate_namespace"] is True
+    model, _, _ = load_components(best)
+    assert model.config.candidate_namespace is True

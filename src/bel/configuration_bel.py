@@ -57,6 +57,10 @@ class BelConfig(PreTrainedConfig):
             What the reranker does with mentions of one document that repeat a name (same abbreviation-expanded query,
             same candidates; `consistency_bel`): `"first"` reranks the first and gives the others its link, `"pool"`
             reranks all and gives them their mean probabilities, `"each"` links every one alone.
+        candidate_namespace (`bool`, *optional*, defaults to `False`):
+            Show each candidate's identifier namespace (its id up to the first digit, e.g. `OMIM`, `MESH:D`, `MESH:C`,
+            `HP`) before its name, so the reranker can learn which vocabulary a corpus annotates with when several
+            share a name (MEDIC lists many diseases under a MeSH and an OMIM id).
         scorer_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the slot hidden states before the scorer.
         bel_version (`str`, *optional*):
@@ -94,6 +98,7 @@ class BelConfig(PreTrainedConfig):
         scorer_dropout: float = 0.1,
         cascade: bool = True,
         repeated_names: str = "first",
+        candidate_namespace: bool = False,
         bel_version: str | None = None,
         **kwargs,
     ):
@@ -122,6 +127,7 @@ class BelConfig(PreTrainedConfig):
         self.scorer_dropout = scorer_dropout
         self.cascade = bool(cascade)
         self.repeated_names = _checked_choice("repeated_names", repeated_names, REPEATED_NAMES_MODES)
+        self.candidate_namespace = bool(candidate_namespace)
         self.bel_version = bel_version or BEL_VERSION
         super().__init__(**kwargs)
 

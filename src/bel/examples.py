@@ -107,6 +107,7 @@ def build_examples(
     retrieve_k: int | None = None,
     abbreviations: bool = True,
     types: Sequence[Sequence[str | None]] | None = None,
+    namespaces: bool = False,
 ) -> list[DocumentExample]:
     """One :class:`DocumentExample` per document with at least one (kept) mention, built by ``bel.inputs_bel``.
 
@@ -115,7 +116,8 @@ def build_examples(
     ``abbreviations`` queries the retriever with the short forms each document defines expanded ("DM" -> "myotonic
     dystrophy" after "myotonic dystrophy (DM)"); the model still sees the mention as written. ``types[d][m]``, the
     entity type of mention m of document d, restricts its candidates to that type's KB branch (the retriever's type
-    filter, ``bel.inputs_bel.retrieve``); None (the default) searches without types.
+    filter, ``bel.inputs_bel.retrieve``); None (the default) searches without types. ``namespaces`` shows each
+    candidate's id namespace (the model's ``config.candidate_namespace``).
     """
     rng = random.Random(seed)
     retrieve_k = max(retrieve_k or num_candidates, num_candidates)
@@ -131,7 +133,7 @@ def build_examples(
     examples = []
     for doc, doc_spans, doc_found in zip(documents, spans, found, strict=True):
         example = document_example(
-            doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None, retrieve_k
+            doc, doc_spans, doc_found, retriever, num_candidates, kb, rng if training else None, retrieve_k, namespaces
         )
         if example is not None:
             examples.append(example)
@@ -144,7 +146,9 @@ def build_examples(
     return examples
 
 
-def document_example(doc, spans, found, retriever, num_candidates, kb, rng, searched) -> DocumentExample | None:
+def document_example(
+    doc, spans, found, retriever, num_candidates, kb, rng, searched, namespaces: bool = False
+) -> DocumentExample | None:
     """A document's example; ``rng`` set means training (gold injected, candidates shuffled, unlinkable dropped)."""
     keep, candidates, golds = [], [], []
     for m, mention in enumerate(doc.mentions):
@@ -167,7 +171,9 @@ def document_example(doc, spans, found, retriever, num_candidates, kb, rng, sear
         [1.0 if c.entity_id in gold else 0.0 for c in chosen] for chosen, gold in zip(candidates, golds, strict=True)
     ]
     passages = [(p.offset, p.end) for p in doc.passages] or None
-    linking = build_linking_input(doc.text, spans, shown, passages=passages, keep=keep, labels=labels)
+    linking = build_linking_input(
+        doc.text, spans, shown, passages=passages, keep=keep, labels=labels, namespaces=namespaces
+    )
     return DocumentExample(
         doc.id,
         linking,

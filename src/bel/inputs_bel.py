@@ -17,6 +17,7 @@ Only the standard library and sibling core files are imported, so the file ships
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 from .abbreviations_bel import ShortForms, find_abbreviations
@@ -27,17 +28,30 @@ from .tokenization_bel import LinkingInput
 Span = tuple[int, int]
 
 
-def candidate_text(name: str, preferred_name: str) -> str:
-    """Text the reranker reads for a candidate: the matched KB name, plus `(preferred name)` when it differs.
+def candidate_text(name: str, preferred_name: str, entity_id: str | None = None) -> str:
+    """Text the reranker reads for a candidate: the matched KB name, plus `(preferred name)` when it differs, after
+    the id's namespace when `entity_id` is given (`config.candidate_namespace`).
 
     >>> candidate_text("breast cancer", "Breast Neoplasms")
     'breast cancer (Breast Neoplasms)'
     >>> candidate_text("Fever", "fever")
     'Fever'
+    >>> candidate_text("C9 deficiency", "C9 Deficiency", "OMIM:613825")
+    'OMIM: C9 deficiency'
     """
-    if preferred_name and preferred_name.lower() != name.lower():
-        return f"{name} ({preferred_name})"
-    return name
+    text = f"{name} ({preferred_name})" if preferred_name and preferred_name.lower() != name.lower() else name
+    return f"{id_namespace(entity_id)}: {text}" if entity_id is not None else text
+
+
+def id_namespace(entity_id: str) -> str:
+    """An id's namespace: everything before its first digit, without a trailing `:` or `_` (the whole id if it has
+    no digit).
+
+    >>> id_namespace("MESH:D003920"), id_namespace("OMIM:613825"), id_namespace("HP:0001250"), id_namespace("C535")
+    ('MESH:D', 'OMIM', 'HP', 'C')
+    """
+    prefix = re.match(r"\D*", entity_id).group()
+    return prefix.rstrip(":_") or entity_id
 
 
 def retrieval_queries(text: str, mentions: Sequence[Span], expand: bool = True) -> list[str]:
@@ -121,20 +135,25 @@ def build_linking_input(
     passages: Sequence[Span] | None = None,
     keep: Sequence[int] | None = None,
     labels: Sequence[Sequence[float]] | None = None,
+    namespaces: bool = False,
 ) -> LinkingInput:
     """The reranker input of one document.
 
     `candidates[m]` are mention `m`'s candidates in the order they are scored. `keep` selects the mentions that go into
     the input (default: all); sentences are always split with every mention of `mentions`, so dropping a mention
     (training leaves out mentions whose gold entity is not in the KB) never moves a sentence boundary. `labels`, one
-    list per kept mention, are training targets.
+    list per kept mention, are training targets. `namespaces` shows each candidate's id namespace
+    (`config.candidate_namespace`).
     """
     passages = sorted(passages) if passages else [(0, len(text))]
     keep = range(len(mentions)) if keep is None else keep
     return LinkingInput(
         text=text,
         mentions=[tuple(mentions[m]) for m in keep],
-        candidates=[[candidate_text(c.name, c.preferred_name) for c in candidates[m]] for m in keep],
+        candidates=[
+            [candidate_text(c.name, c.preferred_name, c.entity_id if namespaces else None) for c in candidates[m]]
+            for m in keep
+        ],
         sentences=document_sentences(text, mentions, passages),
         passages=passages,
         candidate_scores=[[float(c.score) for c in candidates[m]] for m in keep],
@@ -142,4 +161,11 @@ def build_linking_input(
     )
 
 
-__all__ = ["build_linking_input", "candidate_text", "retrieval_queries", "retrieve", "retriever_decides"]
+__all__ = [
+    "build_linking_input",
+    "candidate_text",
+    "id_namespace",
+    "retrieval_queries",
+    "retrieve",
+    "retriever_decides",
+]

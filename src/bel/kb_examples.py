@@ -122,13 +122,14 @@ def synthesise_examples(
     training: bool = True,
     retrieve_k: int | None = None,
     include_preferred: bool = False,
+    namespaces: bool = False,
 ) -> list[DocumentExample]:
     """``count`` KB synonyms as reranker examples (see the module docstring).
 
     ``entities`` restricts the sampling to those entities (a held-out dev split), ``exclude_entities`` leaves those
     out (the training side of it). ``training=False`` builds evaluation examples: the top ``num_candidates`` as
     retrieved, no gold injection, no shuffle, ``retrieve_k`` (default 64) entities retrieved for recall@k, and no name
-    repeated (fewer than ``count`` when the pool is smaller).
+    repeated (fewer than ``count`` when the pool is smaller). ``namespaces`` shows each candidate's id namespace.
     Deterministic for a given ``seed``.
     """
     pool = synonym_pool(kb, include_preferred=include_preferred)
@@ -141,7 +142,7 @@ def synthesise_examples(
     examples = []
     for document, found in zip(documents, _search(retriever, documents, retrieve_k), strict=True):
         spans = [m.span for m in document.mentions]
-        example = document_example(document, spans, found, retriever, num_candidates, kb, rng, retrieve_k)
+        example = document_example(document, spans, found, retriever, num_candidates, kb, rng, retrieve_k, namespaces)
         if example is not None:
             examples.append(example)
     logger.info(

@@ -347,7 +347,14 @@ class EntityLinkingPipeline(Pipeline):
             ]
             scored = [d for d, kept in enumerate(reranked) if any(retrieved[d][m] for m in kept)]
             linking = [
-                build_linking_input(texts[d], mentions[d], retrieved[d], passages=passages[d], keep=reranked[d])
+                build_linking_input(
+                    texts[d],
+                    mentions[d],
+                    retrieved[d],
+                    passages=passages[d],
+                    keep=reranked[d],
+                    namespaces=getattr(self.model.config, "candidate_namespace", False),
+                )
                 for d in scored
             ]
         scores = (

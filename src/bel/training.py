@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 STAGES = ("linker", "detector", "both")
 RETRIEVALS = ("tfidf", "hybrid")
-PACKING_SETTINGS = ("mode", "template", "num_candidates", "loss", "context_length", "max_sequence_length")
+PACKING_SETTINGS = (
+    "mode",
+    "template",
+    "num_candidates",
+    "loss",
+    "context_length",
+    "max_sequence_length",
+    "candidate_namespace",
+)
 """Settings a run may change on an `--init-from` model; the rest of `MODEL_SETTINGS` is fixed by its weights."""
 MODEL_SETTINGS = (*PACKING_SETTINGS, "use_retrieval_score", "retrieval_score_init", "slot_pooling")
 
@@ -89,6 +97,13 @@ class TrainConfig:
             "help": "dropout on the encoder's attention probabilities while training (default 0: with dropout "
             "SDPA materialises (batch, heads, length, length) tensors, twice the CPU cost per "
             "token of long packed sequences); negative keeps the encoder's"
+        },
+    )
+    candidate_namespace: bool = field(
+        default=False,
+        metadata={
+            "help": "show each candidate's id namespace (OMIM, MESH:D, ...) before its name, so the reranker "
+            "learns which vocabulary the corpus annotates with when several share a name"
         },
     )
     context_length: int = 64
@@ -335,6 +350,7 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
             training=True,
             seed=config.seed,
             types=mention_types(train_docs, config.dataset),
+            namespaces=config.candidate_namespace,
         )
         dev = (
             build_examples(
@@ -344,13 +360,16 @@ def _data(config: TrainConfig, log, retrieval: dict | None = None):
                 kb=kb,
                 retrieve_k=64,
                 types=mention_types(dev_docs, config.dataset),
+                namespaces=config.candidate_namespace,
             )
             if dev_docs
             else []
         )
         count = round(config.kb_examples * sum(len(e.gold_ids) for e in train))
         if count:
-            train += synthesise_examples(kb, retriever, config.num_candidates, count, seed=config.seed)
+            train += synthesise_examples(
+                kb, retriever, config.num_candidates, count, seed=config.seed, namespaces=config.candidate_namespace
+            )
     if config.train_on == "hard":
         train = hard_mentions_only(train)
     log.info(
@@ -371,12 +390,19 @@ def _kb_only_data(config: TrainConfig, kb, retrieval: dict) -> tuple[Any, list, 
 
     retriever = build_retriever(kb, **retrieval)
     held_out = set() if config.dev_file else held_out_entities(kb, config.kb_dev_mentions, seed=config.seed)
+    namespaces = config.candidate_namespace
     train = synthesise_examples(
-        kb, retriever, config.num_candidates, config.kb_examples_count, seed=config.seed, exclude_entities=held_out
+        kb,
+        retriever,
+        config.num_candidates,
+        config.kb_examples_count,
+        seed=config.seed,
+        exclude_entities=held_out,
+        namespaces=namespaces,
     )
     if config.dev_file:
         dev_docs = load_documents(None, "dev", config.data_dir, config.dev_file)[: config.eval_max_documents or None]
-        dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64)
+        dev = build_examples(dev_docs, retriever, config.num_candidates, kb=kb, retrieve_k=64, namespaces=namespaces)
     else:
         dev = synthesise_examples(
             kb,
@@ -386,6 +412,7 @@ def _kb_only_data(config: TrainConfig, kb, retrieval: dict) -> tuple[Any, list, 
             seed=config.seed + 1,
             entities=held_out,
             training=False,
+            namespaces=namespaces,
         )
     return retriever, train, dev
 

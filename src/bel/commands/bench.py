@@ -156,7 +156,7 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         train, alias_files, _ = alias_documents(args)
         retriever, source = build_retriever(kb, train), "built"
-    examples = build_examples(docs, retriever, args.num_candidates, kb=kb)
+    examples = build_examples(docs, retriever, args.num_candidates, kb=kb, namespaces=model.config.candidate_namespace)
     inputs = [e.input for e in examples]
     result = run_benchmark(
         model,

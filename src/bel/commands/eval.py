@@ -126,7 +126,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     types = mention_types(docs, args.dataset) if type_filter else None
     num_candidates = args.num_candidates or (model.config.num_candidates if model is not None else 16)
     examples = build_examples(
-        docs, retriever, num_candidates, kb=kb, retrieve_k=64, abbreviations=not args.no_abbreviations, types=types
+        docs,
+        retriever,
+        num_candidates,
+        kb=kb,
+        retrieve_k=64,
+        abbreviations=not args.no_abbreviations,
+        types=types,
+        namespaces=model is not None and model.config.candidate_namespace,
     )
     scores = None
     if args.retriever_only:
