@@ -86,6 +86,8 @@ def test_trained_model_card_records_data_results_and_hyperparameters(trained):
     assert "| head_learning_rate_multiplier | 20.0 |" in text and "| max_train_documents | 4 |" in text
     assert "packing mode `mention`" in text and "4 candidates per mention" in text and "slot pooling `span`" in text
     assert "retriever score as an input: no" in text
+    shown = "yes" if summary["config"]["candidate_namespace"] else "no"
+    assert f"candidates shown with their id namespace: {shown}" in text
     assert f"Training mentions: {summary['train_mentions']}" in text and "Training time: " in text
     assert f"best epoch: {summary['best_epoch']}" in text
     assert f"torch {torch.__version__}" in text and "transformers " in text and "bel 0." in text

@@ -31,7 +31,15 @@ DATASET_NAMES = {
 }
 DEFAULT_TAGS = ("custom_code", "biomedical", "entity-linking", "bel")
 DEV_SPLITS = ("dev", "validation", "develop")
-_MODEL_FIELDS = ("mode", "template", "num_candidates", "slot_pooling", "use_retrieval_score", "nil_threshold")
+_MODEL_FIELDS = (
+    "mode",
+    "template",
+    "num_candidates",
+    "slot_pooling",
+    "use_retrieval_score",
+    "candidate_namespace",
+    "nil_threshold",
+)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class LinkerCardData:
     num_candidates: int | None = None
     slot_pooling: str | None = None
     use_retrieval_score: bool | None = None
+    candidate_namespace: bool | None = None
     nil_threshold: float | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     dev_results: list[dict] = field(default_factory=list)
