@@ -271,18 +271,13 @@ def test_init_from_continues_from_a_saved_model(encoder_dir, tmp_path):
         )
 
 
-def test_candidate_namespace_follows_the_kb_and_is_saved(encoder_dir, tmp_path):
-    from bel.kb import KnowledgeBase
+def test_candidate_namespace_is_saved_with_the_model(encoder_dir, tmp_path):
     from bel.saving import load_components
-    from bel.training import TrainConfig, kb_namespaces, train
+    from bel.training import TrainConfig, train
 
-    assert kb_namespaces(KnowledgeBase.load(FIXTURES / "bel_mini_medic.txt")) == ["MESH:C", "MESH:D", "OMIM"]
-    assert kb_namespaces(KnowledgeBase.load(KB)) == ["MESH:D"]
-    config = _in_process(encoder_dir, output_dir=str(tmp_path / "auto"), mode="sentence", epochs=1)
-    auto = train(TrainConfig(**config))  # unset: decided from the KB, whose ids share one namespace
-    summary = json.loads((tmp_path / "auto" / "train_summary.json").read_text())
-    assert summary["config"]["candidate_namespace"] is False
-    assert load_components(auto)[0].config.candidate_namespace is False
+    config = _in_process(encoder_dir, output_dir=str(tmp_path / "off"), mode="sentence", epochs=1)
+    off = train(TrainConfig(**config))
+    assert load_components(off)[0].config.candidate_namespace is False  # the default
     shown = train(TrainConfig(**{**config, "output_dir": str(tmp_path / "on")}, candidate_namespace=True))
     assert json.loads((shown / "config.json").read_text())["candidate_namespace"] is True
     assert load_components(shown)[0].config.candidate_namespace is True
