@@ -26,7 +26,7 @@ import torch
 
 from bel.backends_bel import int8_engine
 from bel.evaluation import example_metrics
-from bel.examples import build_examples, load_documents, load_knowledge_base
+from bel.examples import checkpoint_examples, load_documents, load_knowledge_base
 from bel.manifest import run_manifest
 from bel.saving import load_components, retriever_for_kb
 
@@ -110,14 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     retriever = retriever_for_kb(args.checkpoint, kb, retriever=retriever)
     documents = load_documents(args.dataset, args.split, args.data_dir)[: args.documents]
     num_candidates = models["torch"].config.num_candidates
-    examples = build_examples(  # as `bel eval` builds them
-        documents,
-        retriever,
-        num_candidates,
-        kb=kb,
-        retrieve_k=64,
-        namespaces=models["torch"].config.candidate_namespace,
-    )
+    examples = checkpoint_examples(models["torch"].config, documents, retriever, kb)  # as `bel eval` builds them
     result = {
         "settings": {
             "checkpoint": args.checkpoint,

@@ -27,7 +27,7 @@ import torch
 from bel.commands import options, write_json_result
 from bel.consistency_bel import REPEATED_NAMES_MODES, repeat_groups, repeat_key
 from bel.evaluation import example_metrics, score_examples
-from bel.examples import build_examples, load_documents, load_knowledge_base, mention_types
+from bel.examples import checkpoint_examples, load_documents, load_knowledge_base, mention_types
 from bel.inputs_bel import retrieval_queries
 from bel.saving import load_components
 
@@ -70,15 +70,7 @@ def measure(checkpoint: str, dataset: str, split: str, repeats: int, data_dir: s
     documents = load_documents(dataset, split, data_dir)
     typed = bool(retriever.entity_categories and retriever.type_categories)
     types = mention_types(documents, dataset) if typed else None
-    examples = build_examples(
-        documents,
-        retriever,
-        model.config.num_candidates,
-        kb=kb,
-        retrieve_k=64,
-        types=types,
-        namespaces=model.config.candidate_namespace,
-    )
+    examples = checkpoint_examples(model.config, documents, retriever, kb, types=types)
     seconds = {mode: [] for mode in REPEATED_NAMES_MODES}
     metrics = {}
     for _ in range(repeats):

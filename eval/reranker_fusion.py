@@ -21,7 +21,7 @@ import torch
 
 from bel.commands import options, write_json_result
 from bel.evaluation import score_examples
-from bel.examples import build_examples, load_documents, load_knowledge_base
+from bel.examples import checkpoint_examples, load_documents, load_knowledge_base
 from bel.saving import load_components
 
 WEIGHTS = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 1000)
@@ -34,14 +34,7 @@ def reranked_rows(
     kb = load_knowledge_base(dataset, data_dir)
     model, tokenizer, retriever = load_components(checkpoint)
     documents = load_documents(dataset, split, data_dir)
-    examples = build_examples(
-        documents,
-        retriever,
-        model.config.num_candidates,
-        kb=kb,
-        retrieve_k=64,
-        namespaces=model.config.candidate_namespace,
-    )
+    examples = checkpoint_examples(model.config, documents, retriever, kb)
     if model.retrieval_weight is not None:
         model.retrieval_weight.data.fill_(0.0)
     cross = score_examples(model, tokenizer, examples, cascade=True)

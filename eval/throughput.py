@@ -35,7 +35,7 @@ import torch
 from bel.backends_bel import apply_backend
 from bel.commands import write_json_result
 from bel.evaluation import cascade_metrics, example_metrics, score_examples
-from bel.examples import build_examples, load_documents, load_knowledge_base
+from bel.examples import checkpoint_examples, load_documents, load_knowledge_base
 from bel.manifest import run_manifest
 from bel.saving import load_components
 
@@ -139,9 +139,7 @@ def main() -> None:
     model.eval().to(args.device)
     kb = load_knowledge_base(args.dataset, args.data_dir)
     docs = load_documents(args.dataset, args.split, args.data_dir)[: args.max_documents]
-    examples = build_examples(
-        docs, retriever, model.config.num_candidates, kb=kb, retrieve_k=64, namespaces=model.config.candidate_namespace
-    )
+    examples = checkpoint_examples(model.config, docs, retriever, kb)
     backends = args.backends.split(",") if args.device == "cpu" else ["fp32"]  # int8 and ONNX run on the CPU
     with_onnx = "onnx" in backends and importlib.util.find_spec("onnxruntime") is not None
     backends = [b for b in backends if b != "onnx" or with_onnx]

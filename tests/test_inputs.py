@@ -14,7 +14,7 @@ import pytest
 from bel import EntityLinkingPipeline
 from bel.data.pubtator import read_pubtator
 from bel.evaluation import reranker_selection
-from bel.examples import build_examples, build_retriever, only_mentions
+from bel.examples import build_examples, build_retriever, checkpoint_examples, only_mentions
 from bel.inputs_bel import candidate_text, id_namespace, retrieval_queries
 from bel.kb import KnowledgeBase
 from bel.linking import pipeline_input
@@ -130,6 +130,10 @@ def test_namespaced_candidates_reach_the_pipeline_as_in_training(bert_tokenizer)
     shown = [text for e in examples for row in e.input.candidates for text in row]
     assert shown and all(text.split(": ", 1)[0] in {"MESH:D", "MESH:C", "OMIM"} for text in shown)
     assert assert_same_inputs(bert_tokenizer, kb, documents, retriever, num_candidates=4, namespaces=True) >= 2
+    config = tiny_model(bert_tokenizer, num_candidates=4).config
+    config.candidate_namespace = True
+    as_read = checkpoint_examples(config, documents, retriever, kb)
+    assert [e.input.candidates for e in as_read] == [e.input.candidates for e in examples]
 
 
 def test_fixture_documents_get_identical_inputs(bert_tokenizer):

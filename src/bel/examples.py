@@ -146,6 +146,17 @@ def build_examples(
     return examples
 
 
+def checkpoint_examples(
+    config, documents: Sequence, retriever: CandidateRetriever, kb, **options
+) -> list[DocumentExample]:
+    """Evaluation examples as a checkpoint with model config ``config`` reads them (as ``bel eval`` builds them): its
+    candidate count and candidate texts, 64 entities retrieved for recall@k; ``options`` go to `build_examples`."""
+    namespaces = getattr(config, "candidate_namespace", False)
+    return build_examples(
+        documents, retriever, config.num_candidates, kb=kb, retrieve_k=64, namespaces=namespaces, **options
+    )
+
+
 def document_example(
     doc, spans, found, retriever, num_candidates, kb, rng, searched, namespaces: bool = False
 ) -> DocumentExample | None:
