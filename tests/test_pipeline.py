@@ -200,3 +200,28 @@ def test_pipeline_output_is_identical_across_batch_sizes_and_orders(linker, tmp_
     assert json.dumps(linker(items[::-1], batch_size=8, top_k=4, deterministic=True)[::-1]) == reference
     interleaved = [x for pair in zip(items, items[::-1], strict=True) for x in pair]  # other neighbours
     assert json.dumps(linker(interleaved, batch_size=5, top_k=4, deterministic=True)[::2]) == reference
+
+
+REMOTE_SPANS = """
+import json
+from transformers import pipeline
+linker = pipeline("entity-linking", model={directory!r}, trust_remote_code=True)
+spans = linker({given!r}, top_k=4, cascade=False)
+print(json.dumps({{"spans": spans, "module": type(linker).__module__}}))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_namespace_checkpoint_links_alike_where_bel_is_not_installed(bert_tokenizer, tmp_path, hf_home):
+    shown = load_linker(make_linker(bert_tokenizer, tmp_path / "shown", candidate_namespace=True))
+    plain = load_linker(make_linker(bert_tokenizer, tmp_path / "plain"))  # same weights (seed 0), names only
+    assert shown.model.config.candidate_namespace and not plain.model.config.candidate_namespace
+    given = {"text": TEXT, "mentions": [{"start": 66, "end": 79}, {"start": 0, "end": 9}]}
+    local = shown(given, top_k=4, cascade=False)
+    assert local != plain(given, top_k=4, cascade=False)  # the namespaces change what the reranker reads
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = REMOTE_SPANS.format(directory=str(tmp_path / "shown"), given=given)
+    result = run_without_bel(code, cwd=elsewhere, env={"HF_HOME": str(hf_home)})
+    assert result["module"].startswith("transformers_modules")
+    assert result["spans"] == local
