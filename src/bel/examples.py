@@ -151,9 +151,14 @@ def checkpoint_examples(
 ) -> list[DocumentExample]:
     """Evaluation examples as a checkpoint with model config ``config`` reads them (as ``bel eval`` builds them): its
     candidate count and candidate texts, 64 entities retrieved for recall@k; ``options`` go to `build_examples`."""
-    namespaces = getattr(config, "candidate_namespace", False)
     return build_examples(
-        documents, retriever, config.num_candidates, kb=kb, retrieve_k=64, namespaces=namespaces, **options
+        documents,
+        retriever,
+        config.num_candidates,
+        kb=kb,
+        retrieve_k=64,
+        namespaces=config.candidate_namespace,
+        **options,
     )
 
 

@@ -346,6 +346,7 @@ class EntityLinkingPipeline(Pipeline):
                 for doc_groups, doc_decided in zip(groups, decided, strict=True)
             ]
             scored = [d for d, kept in enumerate(reranked) if any(retrieved[d][m] for m in kept)]
+            namespaces = getattr(self.model.config, "candidate_namespace", False)
             linking = [
                 build_linking_input(
                     texts[d],
@@ -353,7 +354,7 @@ class EntityLinkingPipeline(Pipeline):
                     retrieved[d],
                     passages=passages[d],
                     keep=reranked[d],
-                    namespaces=getattr(self.model.config, "candidate_namespace", False),
+                    namespaces=namespaces,
                 )
                 for d in scored
             ]
