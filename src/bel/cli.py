@@ -1,4 +1,4 @@
-"""The `bel` command line: `bel train|align|eval|bench|link|demo|push`, each with `--help`.
+"""The `bel` command line: `bel train|align|eval|bench|link|demo|push|soup`, each with `--help`.
 
 Each subcommand lives in its own module `bel.commands.<name>` exposing `add_arguments(parser)` and `run(args) -> int`;
 `add_arguments` imports only light modules (options shared between subcommands come from `bel.commands.options`) and
@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "link": "Link mentions in .txt / PubTator / BioC / JSONL files with a checkpoint.",
     "demo": "Train (or reuse) a small model on NCBI Disease and link an example sentence.",
     "push": "Upload a saved checkpoint directory to the Hugging Face Hub.",
+    "soup": "Average the weights of checkpoints trained from one start (a model soup) into one checkpoint.",
 }
 
 
