@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -78,9 +79,7 @@ def test_detectors_are_souped_alone_or_inside_linkers(two_linkers, bert_tokenize
     linkers = []
     for seed, detector in enumerate(detectors):
         linker = tmp_path / f"linker{seed}"
-        linker.mkdir()
-        for file in two_linkers[0].iterdir():  # the same reranker twice: only the detectors differ
-            (linker / file.name).symlink_to(file)
+        shutil.copytree(two_linkers[0], linker)  # the same reranker twice: only the detectors differ
         save_detector(linker, detector)
         linkers.append(linker)
     both = soup_checkpoints(linkers, tmp_path / "linker-soup")
