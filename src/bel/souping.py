@@ -158,6 +158,7 @@ def _add_card_note(card: Path, sources: list[str]) -> None:
     note = (
         "\n## Weights: a model soup\n\n"
         f"The weights are the uniform mean of {len(sources)} checkpoints trained from the same start (`bel soup`; "
-        f"Wortsman et al., 2022). The training details above are those of the first:\n\n{listed}\n"
+        "Wortsman et al., 2022). The training details and evaluation results above are those of the first source, "
+        f"not of the soup (score it with `bel eval`):\n\n{listed}\n"
     )
     card.write_text(card.read_text(encoding="utf-8").rstrip("\n") + "\n" + note, encoding="utf-8")
