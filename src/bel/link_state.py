@@ -53,11 +53,12 @@ def directory_sha256(directory: Path) -> str:
     )
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode("utf-8") + b"\0")
-        digest.update(_file_sha256(path).encode("ascii"))
+        digest.update(file_sha256(path).encode("ascii"))
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's contents, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

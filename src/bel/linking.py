@@ -57,7 +57,6 @@ from bel.link_state import (
     PROGRESS_VERSION,
     OutputLockedError,
     _discard_shard,
-    _file_sha256,
     _input_changed,
     _load_progress,
     _refusal,
@@ -68,6 +67,7 @@ from bel.link_state import (
     checkpoint_identity,
     directory_sha256,
     exclusive_lock,
+    file_sha256,
     identity_differences,
     prepare_run,
     run_lock,
@@ -160,7 +160,7 @@ class LinkSettings:
         """What must match for a partial run to be resumed: checkpoint, output-changing options, process count."""
         options = {name: getattr(self, name) for name in IDENTITY_OPTIONS}
         if self.kb_file and self.kb_sha256 is None:  # hashed once per run: a MeSH file is hundreds of MB
-            self.kb_sha256 = _file_sha256(self.kb_file)
+            self.kb_sha256 = file_sha256(self.kb_file)
         options["kb_file"] = self.kb_sha256
         return {"checkpoint": self.resolve_checkpoint(), "options": options, "world": world}
 

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .configuration_bel import BelConfig
 from .detection_bel import DETECTOR_DIR
+from .link_state import file_sha256
 from .retrieval_bel import RETRIEVER_DIR
 
 logger = logging.getLogger(__name__)
@@ -133,11 +133,7 @@ def _check_same_model(directories: list[Path]) -> None:
 def _check_same_files(directories: list[Path], what: str, names: Sequence[str] | None = None) -> None:
     def fingerprint(directory: Path) -> dict[str, str]:
         files = [directory / name for name in names] if names else sorted(directory.rglob("*"))
-        return {
-            file.relative_to(directory).as_posix(): hashlib.sha256(file.read_bytes()).hexdigest()
-            for file in files
-            if file.is_file()
-        }
+        return {file.relative_to(directory).as_posix(): file_sha256(file) for file in files if file.is_file()}
 
     first = fingerprint(directories[0])
     for directory in directories[1:]:
