@@ -19,3 +19,9 @@ for linker in ncbi-domain-s19-aligned-hybrid soup-plain-2; do
     --threads 1 --output $out/end_to_end_$linker.json > $out/end_to_end_$linker.log 2>&1
 done
 echo test-done
+# session 23: the same with the namespace reranker soup (runs/soup-namespace-2, eval/runs/ncbi-reranker-soups/)
+linker=soup-namespace-2
+rm -rf runs/e2e-soupdet-$linker; cp -r runs/$linker/best runs/e2e-soupdet-$linker
+.venv/bin/python -m bel.saving attach-detector runs/det/ncbi-trdev-soup/detector runs/e2e-soupdet-$linker
+.venv/bin/python -m bel eval runs/e2e-soupdet-$linker --dataset ncbi-disease --split test --end-to-end --detector model \
+  --threads 1 --no-progress --output $out/end_to_end_$linker.json > $out/end_to_end_$linker.log 2>&1
