@@ -43,7 +43,7 @@ from bel.kb import Entity, KnowledgeBase
 from bel.model_card import detector_section
 from bel.saving import save_detector
 
-from .helpers import FIXTURES, TEXT, make_linker, save_tiny_encoder, tiny_detector, wordpiece_tokenizer
+from .helpers import FIXTURES, TEXT, TINY_DICTIONARY, make_linker, save_tiny_encoder, tiny_detector, wordpiece_tokenizer
 from .remote import run_without_bel
 
 LABELS = bio_labels(["Disease", "Chemical"])
@@ -122,8 +122,11 @@ def test_windowing_loses_no_entity_and_keeps_offsets(tokenizer, words, cuts):
         [(text, passages)]
     )[0]
     for max_length, overlap in ((5, 1), (8, 3), (16, 7)):
-        found = MentionDetector(LexicalTagger(tokenizer), tokenizer, max_length=max_length, overlap=overlap, **plain)
-        assert found.detect([(text, passages)])[0] == reference
+        for context in ("passage", "document"):
+            found = MentionDetector(
+                LexicalTagger(tokenizer), tokenizer, max_length=max_length, overlap=overlap, context=context, **plain
+            )
+            assert found.detect([(text, passages)])[0] == reference
     expected = sum(word in ("breast", "fever", "drug") for word in words)
     # "cancer" is I-Disease: it continues an entity after any Disease word and starts one elsewhere
     continues = ("breast", "cancer", "fever")
@@ -141,6 +144,34 @@ def test_long_document_is_windowed_not_truncated(tokenizer):
     found = detector.detect([(text, [(0, len(text))])])[0]
     assert len(found) == 401 and found[-1] == (text.rindex("drug"), text.rindex("drug") + 4, "Chemical")
     assert all(text[s:e] == "fever" for s, e, _ in found[:-1])
+
+
+def test_document_context_reads_the_passages_as_one_sequence(tokenizer, tmp_path):
+    text = "Breast cancer. Patients with breast cancer had fever."
+    passages = [(0, 14), (15, len(text))]
+    model = tiny_detector(tokenizer).model
+    options = {"max_length": 128, "case_types": True, "dictionary": TINY_DICTIONARY}
+    detector, document = (MentionDetector(model, tokenizer, context=c, **options) for c in ("passage", "document"))
+    assert detector.passage_groups(passages) == [[passages[0]], [passages[1]]]
+    assert document.passage_groups(passages) == [passages] and document.passage_groups([]) == []
+    sequence = document.text_windows(text, passages)
+    (first, first_end), (second, _) = sequence.segments
+    assert second == first_end + 1 and sequence.ids[first_end] == tokenizer.sep_token_id
+    assert [text[a:b] for a, b in sequence.offsets[first:first_end]] == ["Breast", "cancer", "."]
+    assert len(set(sequence.words)) == len(set(sequence.words[:first_end])) + 1 + len(set(sequence.words[second:]))
+    alone = detector.word_log_probs([(text, passages)])[0]
+    together = document.word_log_probs([(text, passages)])[0]
+    assert [spans for spans, _ in alone] == [spans for spans, _ in together]  # the same words, passage by passage
+    assert not torch.allclose(alone[0][1], together[0][1])  # the title now reads its abstract
+    windows = detection_windows(document, read_pubtator(FIXTURES / "bel_train_corpus.txt")[:2], None)
+    assert len(windows) == 2  # one sequence a document
+    for window in windows:
+        separators = [i for i, token in enumerate(window["input_ids"]) if token == tokenizer.sep_token_id]
+        assert len(separators) == 2 and window["labels"][separators[0]] == -100  # between title and abstract
+    assert MentionDetector.from_pretrained(document.save_pretrained(tmp_path / "detector")).context == "document"
+    assert "a document read as one sequence" in detector_section(document)
+    with pytest.raises(ValueError, match="context must be one of"):
+        MentionDetector(model, tokenizer, context="sentence")
 
 
 def test_detector_training_lowers_the_loss(tmp_path):

@@ -275,10 +275,15 @@ def token_type_count(case_types: bool, dictionary: dict | None) -> int:
     return (CASE_TYPES if case_types else 1) * (1 + 2 * len(dictionary or {}))
 
 
+CONTEXTS = ("passage", "document")
+"""What one token sequence holds: each passage alone, or all passages of a document in order, `[SEP]` between them."""
+
+
 @dataclass
 class PassageWindows:
-    """A passage tokenized once: content token ids, their absolute character offsets and word ids, the windows and
-    the token range each window labels."""
+    """Passages tokenized once into one sequence: content token ids (a separator token between passages), their
+    absolute character offsets and word ids, the windows, the token range each window labels and each passage's
+    token range (`segments`; separators lie outside every segment)."""
 
     ids: list[int]
     offsets: list[Span]
@@ -286,6 +291,7 @@ class PassageWindows:
     windows: list[Span]
     owned: list[Span]
     token_types: list[int]
+    segments: list[Span]
 
 
 class MentionDetector:
@@ -310,6 +316,9 @@ class MentionDetector:
         propagate (`bool`, *optional*): one decision per detected name of a document: its occurrences (and the short
             form the document defines for it) are all tagged when two thirds of them are, else none is
             (`propagation_bel.propagate_names`; default: the config's `bel_propagate`, else True).
+        context (`str`, *optional*): "passage" (each passage is encoded alone) or "document" (a document's passages
+            are encoded as one sequence, `[SEP]` between them, so a title is read with its abstract; entities still
+            never cross a passage boundary); default: the config's `bel_context`, else "passage".
         dictionary (`dict[str, list[str]]`, *optional*): entity type -> KB names whose matches reach the model as token
             type ids (`dictionary_tags`, combined with the letter case when `case_types`); the model must have been
             trained with the same dictionary (`bel train --detector-dictionary`). Saved as `dictionary.json`.
@@ -336,6 +345,7 @@ class MentionDetector:
         case_types: bool | None = None,
         dictionary: dict[str, Sequence[str]] | None = None,
         propagate: bool | None = None,
+        context: str | None = None,
     ) -> None:
         self.model, self.tokenizer, self.batch_size, self.max_tokens = model.eval(), tokenizer, batch_size, max_tokens
         config = model.config
@@ -347,6 +357,9 @@ class MentionDetector:
         self.merge = merge if merge is not None else getattr(config, "bel_merge", True)
         self.propagate = propagate if propagate is not None else getattr(config, "bel_propagate", True)
         self.case_types = case_types if case_types is not None else getattr(config, "bel_case_types", False)
+        self.context = context or getattr(config, "bel_context", None) or "passage"
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {self.context!r}.")
         self.dictionary = {kind: sorted(set(names)) for kind, names in (dictionary or {}).items()}
         self._matchers: list[MentionMatcher] | None = None
         if self.uses_token_types and getattr(config, "type_vocab_size", 0) < self.token_type_count:
@@ -357,7 +370,7 @@ class MentionDetector:
             )
         config.bel_max_length, config.bel_overlap = self.max_length, self.overlap
         config.bel_decoding, config.bel_merge, config.bel_propagate = self.decoding, self.merge, self.propagate
-        config.bel_case_types = self.case_types
+        config.bel_case_types, config.bel_context = self.case_types, self.context
         config.bel_dictionary = sorted(self.dictionary)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.label2id = {v: k for k, v in self.id2label.items()}
@@ -423,11 +436,45 @@ class MentionDetector:
         return [(a + start, b + start, k) for k, m in enumerate(self._matchers) for a, b in m.find(text[start:end])]
 
     # ------------------------------------------------------------------ windows
+    def passage_groups(self, passages: Sequence[Span]) -> list[list[Span]]:
+        """The passages encoded together (`context`): each alone, or all of a document's in one sequence."""
+        if self.context == "document":
+            return [list(passages)] if passages else []
+        return [[passage] for passage in passages]
+
     def passage_windows(self, text: str, passage: Span) -> PassageWindows:
         """Tokenize `text[passage]` once and cut it into overlapping windows (offsets in `text` coordinates)."""
+        return self.text_windows(text, [passage])
+
+    def text_windows(self, text: str, passages: Sequence[Span]) -> PassageWindows:
+        """Tokenize each of `passages` once, join them with separator tokens into one sequence and cut it into
+        overlapping windows (offsets in `text` coordinates)."""
+        ids: list[int] = []
+        offsets: list[Span] = []
+        words: list[int] = []
+        types: list[int] = []
+        segments: list[Span] = []
+        for passage in passages:
+            if segments:  # a separator, read as a word of its own and never labelled
+                ids.append(self._special_ids()[1])
+                offsets.append((passage[0], passage[0]))
+                words.append(max(words, default=-1) + 1)
+                types.append(0)
+            tokens, spans, word_ids, token_types = self._tokenize_passage(text, passage)
+            base = max(words, default=-1) + 1
+            segments.append((len(ids), len(ids) + len(tokens)))
+            ids += tokens
+            offsets += spans
+            words += [base + word for word in word_ids]
+            types += token_types
+        windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
+        return PassageWindows(ids, offsets, words, windows, window_owners(windows), types, segments)
+
+    def _tokenize_passage(self, text: str, passage: Span) -> tuple[list[int], list[Span], list[int], list[int]]:
+        """Content token ids of `text[passage]`, their character offsets in `text`, word ids and token type ids."""
         start, end = passage
-        # verbose=False: a passage longer than the encoder's limit is expected here (it is cut into windows below), so
-        # the tokenizer's "longer than the specified maximum sequence length" warning would only mislead users
+        # verbose=False: a passage longer than the encoder's limit is expected here (it is cut into windows), so the
+        # tokenizer's "longer than the specified maximum sequence length" warning would only mislead users
         encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         kept = [
             (i, (a + start, b + start), word)
@@ -437,18 +484,23 @@ class MentionDetector:
             if b > a
         ]
         ids, offsets, words = [i for i, _, _ in kept], [o for _, o, _ in kept], [w for _, _, w in kept]
-        windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
         types = token_cases(text, offsets, words) if self.case_types else [0] * len(ids)
         if self.dictionary:
             width = token_type_count(False, self.dictionary)
             tags = dictionary_tags(offsets, self.dictionary_matches(text, passage))
             types = [case * width + tag for case, tag in zip(types, tags, strict=True)]
-        return PassageWindows(ids, offsets, words, windows, window_owners(windows), types)
+        return ids, offsets, words, types
+
+    def _special_ids(self) -> tuple[int, int]:
+        """The ids that open and close a window (and separate passages): `[CLS]`/`[SEP]`, or the tokenizer's
+        start/end tokens."""
+        first = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
+        last = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        return first, last
 
     def window_inputs(self, passage: PassageWindows, window: Span) -> list[int]:
         """Input ids of one window: `[CLS] tokens [SEP]` (or the tokenizer's own start/end tokens)."""
-        first = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
-        last = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        first, last = self._special_ids()
         return [first, *passage.ids[window[0] : window[1]], last]
 
     def window_token_types(self, passage: PassageWindows, window: Span) -> list[int]:
@@ -489,7 +541,11 @@ class MentionDetector:
         """Per document and passage: the character spans of its words and their label log-probabilities
         `(num_words, num_labels)`, each word read at its first token in the window where that token is farthest from
         an edge."""
-        passages = [(d, self.passage_windows(text, p)) for d, (text, spans) in enumerate(documents) for p in spans]
+        passages = [
+            (d, self.text_windows(text, group))
+            for d, (text, spans) in enumerate(documents)
+            for group in self.passage_groups(spans)
+        ]
         jobs = [(k, w) for k, (_, pw) in enumerate(passages) for w in range(len(pw.windows)) if pw.windows[w][1] > 0]
         scores: dict[tuple[int, int], torch.Tensor] = {}
         jobs.sort(key=lambda job: passages[job[0]][1].windows[job[1]][1] - passages[job[0]][1].windows[job[1]][0])
@@ -506,9 +562,13 @@ class MentionDetector:
                 for w, ((start, _), (low, high)) in enumerate(zip(passage.windows, passage.owned, strict=True))
                 if (k, w) in scores
             ]
-            if token_scores:
-                firsts, spans = word_spans(passage.offsets, passage.words)
-                result[d].append((spans, torch.cat(token_scores)[firsts]))
+            if not token_scores:
+                continue
+            sequence_scores = torch.cat(token_scores)
+            for start, end in passage.segments:
+                if end > start:
+                    firsts, spans = word_spans(passage.offsets[start:end], passage.words[start:end])
+                    result[d].append((spans, sequence_scores[start:end][firsts]))
         return result
 
     def _length_batches(self, lengths: list[int]) -> list[list[int]]:

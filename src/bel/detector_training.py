@@ -53,6 +53,8 @@ class DetectorSettings:
     max_length: int = 512
     overlap: int = 64
     case_types: bool = False
+    context: str = "passage"
+    """"document": a document's passages are read as one sequence (`MentionDetector.context`)."""
     dictionary: bool = False
     """Match the KB's names of each type into token type ids (the KB is passed to `train_detector`)."""
     dictionary_mentions: bool = False
@@ -76,9 +78,13 @@ def detection_windows(detector: MentionDetector, documents: Sequence, dataset: s
     windows = []
     for doc in documents:
         entities = gold_entities(doc, dataset)
-        for passage in doc.passages:
-            tokens = detector.passage_windows(doc.text, (passage.offset, passage.end))
-            labels = encode_labels(tokens.offsets, tokens.words, entities, detector.label2id)
+        for group in detector.passage_groups([(passage.offset, passage.end) for passage in doc.passages]):
+            tokens = detector.text_windows(doc.text, group)
+            labels = [IGNORE] * len(tokens.ids)  # separators between passages stay unlabelled
+            for low, high in tokens.segments:
+                labels[low:high] = encode_labels(
+                    tokens.offsets[low:high], tokens.words[low:high], entities, detector.label2id
+                )
             for start, end in tokens.windows:
                 if end > start:
                     window = {
@@ -192,6 +198,7 @@ def new_detector(settings: DetectorSettings, types: Sequence[str], dictionary: d
         overlap=settings.overlap,
         case_types=settings.case_types,
         dictionary=dictionary,
+        context=settings.context,
     )
     if settings.init_from:
         start_from(detector, MentionDetector.from_pretrained(detector_source(settings.init_from)))
@@ -329,6 +336,7 @@ def _provenance(settings: DetectorSettings, train_docs: Sequence, dev_docs: Sequ
         "init_from": settings.init_from,
         "dictionary": settings.dictionary,
         "dictionary_mentions": settings.dictionary and settings.dictionary_mentions,
+        "context": settings.context,
         "epochs": settings.epochs,
         "epoch": record["epoch"],
         "selection": "dev strict F1" if dev_docs else "last epoch",

@@ -216,6 +216,7 @@ def detector_section(detector) -> str:
         f"`detector/` finds mentions in raw text: a token-classification model with BIO labels for "
         f"{', '.join(detector.types) or 'no type'}, decoded with {', '.join(steps)}"
         f"{'; letter case as token types' if detector.case_types else ''}"
+        f"{'; a document read as one sequence (passages joined by [SEP])' if detector.context == 'document' else ''}"
         f"{_dictionary_text(detector.dictionary)}.",
         "",
         f"- Training: {_detector_training(getattr(detector.model.config, 'bel_training', None))}",

@@ -171,6 +171,13 @@ class TrainConfig:
             "it cannot tell 'AIDS' from 'aids'); off by default: no gain on NCBI dev after two epochs (eval/RESULTS.md)"
         },
     )
+    detector_context: str = field(
+        default="passage",
+        metadata={
+            "help": "what the detector reads as one sequence: each passage alone ('passage') or a document's passages "
+            "together, [SEP] between them ('document': a title is read with its abstract)",
+        },
+    )
     detector_dictionary: bool | None = field(
         default=None,
         metadata={
@@ -865,6 +872,7 @@ def _detector_stage(config: TrainConfig, attach_to: str | None) -> Path:
         batch_size=config.detector_batch_size,
         max_tokens=config.detector_max_tokens,
         case_types=config.detector_case_types,
+        context=config.detector_context,
         dictionary=config.uses_detector_dictionary,
         dictionary_mentions=config.detector_dictionary_mentions,
         train_on_dev=config.detector_train_on_dev,

@@ -350,6 +350,7 @@ TRAIN_CHOICES = {
     "loss": LOSSES,
     "slot_pooling": SLOT_POOLINGS,
     "stage": ("linker", "detector", "both"),
+    "detector_context": ("passage", "document"),
 }
 TRAIN_POSITIVE = (
     "num_candidates",
