@@ -54,6 +54,7 @@ def test_no_subcommand_prints_help_and_returns_2(capsys):
         (["demo", "--dataset", "nope"], "nope", DATASETS),
         (["train", "--mode", "nope"], "nope", PACKING_MODES),
         (["train", "--dataset", "nope"], "nope", DATASETS),
+        (["train", "--detector-context", "sentence"], "sentence", ("passage", "document")),
     ],
 )
 def test_bad_choice_is_a_usage_error_naming_the_valid_values(argv, bad, valid, capsys):
