@@ -65,12 +65,18 @@ def split_documents(args: argparse.Namespace) -> tuple[list, list, list]:
     return documents, inputs, [gold_entities(d, args.dataset) for d in documents]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def detector_on_split(description: str, argv: list[str] | None) -> tuple:
+    """`(args, documents, inputs, gold, detector)` of a script scoring one detector (its directory, then
+    `split_arguments`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("detector", help="a detector directory (OUTPUT/detector or CHECKPOINT/detector)")
     args = split_arguments(parser, argv)
     documents, inputs, gold = split_documents(args)
-    detector = MentionDetector.from_pretrained(args.detector)
+    return args, documents, inputs, gold, MentionDetector.from_pretrained(args.detector)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args, documents, inputs, gold, detector = detector_on_split(__doc__.split("\n\n")[0], argv)
     started = time.perf_counter()
     scored = detector.word_log_probs(inputs)
     result = {"detector": args.detector, "dataset": args.dataset, "split": args.split, "documents": len(documents)}

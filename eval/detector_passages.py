@@ -9,11 +9,8 @@ one sequence (`bel train --detector-context document`) changes the output. Examp
 
 from __future__ import annotations
 
-import argparse
+from detector_decoding import detector_on_split, report  # eval/, beside this script
 
-from detector_decoding import report, split_arguments, split_documents  # eval/, beside this script
-
-from bel.detection_bel import MentionDetector
 from bel.detector_training import strict_scores
 
 
@@ -23,11 +20,7 @@ def in_title(document, entity: tuple[int, int, str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("detector", help="a detector directory (OUTPUT/detector or CHECKPOINT/detector)")
-    args = split_arguments(parser, argv)
-    documents, inputs, gold = split_documents(args)
-    detector = MentionDetector.from_pretrained(args.detector)
+    args, documents, inputs, gold, detector = detector_on_split(__doc__.split("\n\n")[0], argv)
     predicted = detector.detect(inputs)
     result = {"detector": args.detector, "dataset": args.dataset, "split": args.split, "context": detector.context}
     result["all"] = strict_scores(gold, predicted)
