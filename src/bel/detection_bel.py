@@ -454,19 +454,21 @@ class MentionDetector:
         words: list[int] = []
         types: list[int] = []
         segments: list[Span] = []
+        next_word = 0  # word ids stay unique across passages, so no word spans two of them
         for passage in passages:
             if segments:  # a separator, read as a word of its own and never labelled
                 ids.append(self._special_ids()[1])
                 offsets.append((passage[0], passage[0]))
-                words.append(max(words, default=-1) + 1)
+                words.append(next_word)
                 types.append(0)
+                next_word += 1
             tokens, spans, word_ids, token_types = self._tokenize_passage(text, passage)
-            base = max(words, default=-1) + 1
             segments.append((len(ids), len(ids) + len(tokens)))
             ids += tokens
             offsets += spans
-            words += [base + word for word in word_ids]
+            words += [next_word + word for word in word_ids]
             types += token_types
+            next_word += max(word_ids, default=-1) + 1
         windows = token_windows(len(ids), self.max_length - 2, min(self.overlap, (self.max_length - 2) // 2))
         return PassageWindows(ids, offsets, words, windows, window_owners(windows), types, segments)
 
